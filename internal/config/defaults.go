@@ -1,0 +1,94 @@
+package config
+
+import "time"
+
+// applyDefaults fills every field the file may leave out.
+func (c *Config) applyDefaults() {
+	if c.Store == "" {
+		c.Store = "sqlite://canaryd.db"
+	}
+	p := &c.Proxy
+	setDur(&p.DialTimeout, 5*time.Second)
+	setDur(&p.ResponseHeaderTimeout, 60*time.Second)
+	setDur(&p.IdleTimeout, 120*time.Second)
+	setDur(&p.ReadHeaderTimeout, 10*time.Second)
+	setDur(&p.UpstreamIdleTimeout, 90*time.Second)
+	setDur(&p.ShutdownTimeout, 30*time.Second)
+	setInt(&p.MaxIdlePerEndpoint, 512)
+	setInt(&p.MaxHeaderBytes, 64<<10)
+	setInt(&p.MoveRate, 50)
+	if p.RequestIDHeader == "" {
+		p.RequestIDHeader = DefaultRequestIDHeader
+	}
+	for i := range c.Services {
+		c.Services[i].applyDefaults()
+	}
+}
+
+func (s *Service) applyDefaults() {
+	if s.Match.PathPrefix == "" {
+		s.Match.PathPrefix = "/"
+	}
+	if s.User.Sources == nil {
+		s.User.Sources = []UserSource{{Kind: "header", Name: DefaultUserHeader}}
+		if s.User.AnonymousCookie == "" {
+			s.User.AnonymousCookie = DefaultAnonymousCookie
+		}
+	}
+	if s.Routing == "" {
+		s.Routing = RoutingSticky
+	}
+	if s.Salt == "" {
+		s.Salt = s.Name
+	}
+	if s.Overrides.Header == "" {
+		s.Overrides.Header = DefaultOverrideHeader
+	}
+	if s.BuildHeader == "" {
+		s.BuildHeader = DefaultBuildHeader
+	}
+	if s.Balance == "" {
+		s.Balance = "p2c"
+	}
+	h := &s.Health
+	setDur(&h.Interval, 10*time.Second)
+	setDur(&h.Timeout, 2*time.Second)
+	setInt(&h.HealthyThreshold, 2)
+	setInt(&h.UnhealthyThreshold, 3)
+	setInt(&h.MaxFails, 5)
+	setDur(&h.FailTimeout, 10*time.Second)
+	setInt(&s.Retries.Attempts, 2)
+	if s.Retries.Budget == 0 {
+		s.Retries.Budget = 20
+	}
+	for i := range s.Builds {
+		if s.Builds[i].State == "" {
+			s.Builds[i].State = StateDeployed
+		}
+	}
+	r := &s.Release
+	if len(r.Steps) == 0 {
+		r.Steps = []Percent{5, 10, 30, 50, 75, 100}
+	}
+	setDur(&r.StepDuration, 2*time.Minute)
+	setDur(&r.Analysis.Interval, 10*time.Second)
+	setInt(&r.Analysis.MinSamples, 100)
+	if r.Analysis.MaxErrorRateDelta == 0 {
+		r.Analysis.MaxErrorRateDelta = 1
+	}
+	if r.Analysis.MaxLatencyDeviation == 0 {
+		r.Analysis.MaxLatencyDeviation = 30
+	}
+}
+
+func setDur(d *Duration, def time.Duration) {
+	if *d == 0 {
+		*d = Duration(def)
+	}
+}
+
+func setInt(n *int, def int) {
+	if *n == 0 {
+		*n = def
+	}
+}
