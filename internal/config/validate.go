@@ -14,9 +14,9 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // validate checks every invariant and reports all problems at once.
 func (c *Config) validate(l lines) error {
 	p := &problems{lines: l}
-	checkHostPort(p, "listen", c.Listen, true)
-	checkHostPort(p, "admin.listen", c.Admin.Listen, false)
-	if c.Admin.Listen != "" && c.Admin.Listen == c.Listen {
+	checkListen(p, "listen", c.Listen, true)
+	checkListen(p, "admin.listen", c.Admin.Listen, false)
+	if c.Admin.Listen != "" && c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		p.add("admin.listen", "%q is also the data plane's address; they must differ", c.Admin.Listen)
 	}
 	if c.TLS != nil && (c.TLS.Cert == "" || c.TLS.Key == "") {
@@ -279,6 +279,15 @@ func ParseVersion(s string) ([]int, bool) {
 		out = append(out, n)
 	}
 	return out, len(out) > 0
+}
+
+// checkListen is checkHostPort for a listening address, where port 0 (a
+// free port chosen by the system) is allowed.
+func checkListen(p *problems, path, v string, required bool) {
+	if host, port, err := net.SplitHostPort(v); err == nil && port == "0" {
+		v = net.JoinHostPort(host, "1")
+	}
+	checkHostPort(p, path, v, required)
 }
 
 func checkHostPort(p *problems, path, v string, required bool) {

@@ -1,0 +1,37 @@
+# canaryd: `make test` installs what the tests need and runs all of them;
+# `make demo` shows a canary release end to end.
+GO        ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+export GOFLAGS := -buildvcs=true
+
+.PHONY: all build test deps vet lint demo bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/canaryd ./cmd/canaryd
+
+deps:
+	@./scripts/install-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+lint:
+	$(GO) run $(STATICCHECK) ./...
+
+test: deps vet lint
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Benchmarks of the request path (figures in docs/benchmarks.md).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/route/... ./internal/balance/ ./internal/metrics/... ./internal/latency/
+
+# Short fuzzing of the parsers (the corpora in testdata/ also run in `make test`).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/config/
+	$(GO) test -run '^$$' -fuzz FuzzUserKey -fuzztime 30s ./internal/route/cohort/
+	$(GO) test -run '^$$' -fuzz FuzzBucket -fuzztime 10s ./internal/route/cohort/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,268 @@
+// Package proxy is the data plane's HTTP handler: it matches a request to a
+// service, decides stable or canary for its user, picks an endpoint and
+// forwards through net/http/httputil.ReverseProxy (the standard library's
+// parsers and hop-by-hop handling), retrying idempotent requests on another
+// endpoint and, as a safety net, on stable when the canary fails.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/canaryd/canaryd/internal/config"
+	"github.com/canaryd/canaryd/internal/route"
+	"github.com/canaryd/canaryd/internal/route/cohort"
+)
+
+// Options configure a Proxy.
+type Options struct {
+	// Routes supplies the routing Table; required.
+	Routes *route.Holder
+	// Limits and timeouts; zero values take the config defaults.
+	Config config.Proxy
+	// AccessLog, when not nil, receives one record per request.
+	AccessLog *slog.Logger
+	// Logger receives errors of the proxy itself; nil discards.
+	Logger *slog.Logger
+	// Transport overrides the upstream transport (tests); nil builds one
+	// from Config.
+	Transport http.RoundTripper
+	// Tracker, when not nil, follows long-lived connections so they can be
+	// moved when their user's build changes.
+	Tracker *Tracker
+}
+
+// Proxy is the data plane's http.Handler. Safe for concurrent use.
+type Proxy struct {
+	routes    *route.Holder
+	cfg       config.Proxy
+	rp        *httputil.ReverseProxy
+	upstream  http.RoundTripper
+	accessLog *slog.Logger
+	log       *slog.Logger
+	tracker   *Tracker
+}
+
+// New returns a Proxy.
+func New(o Options) *Proxy {
+	p := &Proxy{routes: o.Routes, cfg: o.Config, accessLog: o.AccessLog, log: o.Logger, tracker: o.Tracker}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.cfg.RequestIDHeader == "" {
+		p.cfg.RequestIDHeader = config.DefaultRequestIDHeader
+	}
+	p.upstream = o.Transport
+	if p.upstream == nil {
+		p.upstream = NewTransport(p.cfg)
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      (*attempts)(p),
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		FlushInterval:  -1, // flush as data comes: SSE, streaming APIs
+		BufferPool:     newBufferPool(),
+	}
+	return p
+}
+
+// NewTransport returns the upstream transport: keep-alive pools sized for a
+// gateway, the configured timeouts, no compression tampering, HTTP/1.1 to
+// upstreams.
+func NewTransport(c config.Proxy) *http.Transport {
+	dial := &net.Dialer{Timeout: durOr(c.DialTimeout, 5*time.Second), KeepAlive: 30 * time.Second}
+	idle := c.MaxIdlePerEndpoint
+	if idle <= 0 {
+		idle = 512
+	}
+	return &http.Transport{
+		DialContext:            dial.DialContext,
+		MaxIdleConns:           0,
+		MaxIdleConnsPerHost:    idle,
+		IdleConnTimeout:        durOr(c.UpstreamIdleTimeout, 90*time.Second),
+		ResponseHeaderTimeout:  durOr(c.ResponseHeaderTimeout, 60*time.Second),
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: int64(max(c.MaxHeaderBytes, 64<<10)),
+	}
+}
+
+func durOr(d config.Duration, def time.Duration) time.Duration {
+	if d > 0 {
+		return d.D()
+	}
+	return def
+}
+
+type ctxKey struct{}
+
+// exchange is the routing state of one request, from ServeHTTP to the
+// access log.
+type exchange struct {
+	svc      *route.Service
+	decision cohort.Decision
+	build    *route.Build // the build that answered (stable after a fallback)
+	canary   *route.Build // set when the canary was tried and failed
+	endpoint string
+	reqID    string
+	client   netip.Addr
+	start    time.Time
+	bytesOut int64
+	errKind  string
+	attempts int
+}
+
+// ServeHTTP routes and forwards one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t := p.routes.Load()
+	var svc *route.Service
+	if t != nil {
+		svc = t.Match(r.Host, r.URL.Path)
+	}
+	if svc == nil {
+		writeError(w, http.StatusNotFound, "no service matches this request", "", "", "")
+		return
+	}
+	if p.cfg.MaxBodyBytes > 0 {
+		if r.ContentLength > p.cfg.MaxBodyBytes {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body is larger than the limit", svc.Name, "", "")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
+	}
+	x := &exchange{svc: svc, start: start}
+	x.client, _ = clientAddr(r, svc.TrustedProxies)
+	x.reqID = requestID(r, p.cfg.RequestIDHeader)
+	w.Header().Set(p.cfg.RequestIDHeader, x.reqID)
+
+	key, _ := cohort.UserKey(r, svc.Sources, addrString(x.client))
+	if key == "" {
+		key = newAnonymousKey()
+		if svc.AnonymousCookie != "" {
+			http.SetCookie(w, &http.Cookie{Name: svc.AnonymousCookie, Value: key, Path: "/",
+				MaxAge: 365 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+		}
+	}
+	x.decision = svc.Rules.Decide(r, key, x.client, svc.Canary != nil)
+	x.build = svc.Stable
+	if x.decision.Canary {
+		x.build = svc.Canary
+	}
+	if x.build == nil {
+		writeError(w, http.StatusServiceUnavailable, "the service has no stable build yet", svc.Name, "", x.reqID)
+		p.logAccess(r, x, http.StatusServiceUnavailable)
+		return
+	}
+	svc.Budget.Request()
+	sw := &statusWriter{ResponseWriter: w}
+	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, x)))
+	p.logAccess(r, x, sw.status)
+}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	x := pr.In.Context().Value(ctxKey{}).(*exchange)
+	out := pr.Out
+	out.URL.Scheme = "http"
+	if x.svc.StripPrefix && x.svc.Prefix != "/" {
+		out.URL.Path = "/" + strings.TrimLeft(strings.TrimPrefix(out.URL.Path, x.svc.Prefix), "/")
+		out.URL.RawPath = ""
+	}
+	out.Host = pr.In.Host
+	setForwarded(pr, x.svc.TrustedProxies)
+	out.Header.Set(p.cfg.RequestIDHeader, x.reqID)
+	// Keep the user agent header exactly as the client sent it (or absent).
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = nil
+	}
+}
+
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	x := resp.Request.Context().Value(ctxKey{}).(*exchange)
+	if x.svc.ExposeBuild {
+		resp.Header[x.svc.BuildHeader] = x.build.HeaderValue
+	}
+	return nil
+}
+
+// Errors that the attempts loop returns to the ReverseProxy, mapped to
+// statuses by errorHandler.
+var (
+	errNoEndpoint = errors.New("the build has no endpoint")
+)
+
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	x := r.Context().Value(ctxKey{}).(*exchange)
+	status, msg := http.StatusBadGateway, "the upstream could not be reached"
+	var maxBytes *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxBytes):
+		status, msg = http.StatusRequestEntityTooLarge, "request body is larger than the limit"
+	case errors.Is(err, errNoEndpoint):
+		status, msg = http.StatusServiceUnavailable, "the build has no endpoint"
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		status, msg = 499, "the client went away"
+	case isTimeout(err):
+		status, msg = http.StatusGatewayTimeout, "the upstream did not answer in time"
+	}
+	if x.errKind == "" {
+		x.errKind = msg
+	}
+	if status == 499 {
+		if sw, ok := w.(*statusWriter); ok {
+			sw.status = 499
+		}
+		return
+	}
+	p.log.Debug("upstream error", "service", x.svc.Name, "build", x.build.ID, "endpoint", x.endpoint, "err", err)
+	writeError(w, status, msg, x.svc.Name, x.build.ID, x.reqID)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) ||
+		strings.Contains(err.Error(), "timeout awaiting response headers")
+}
+
+// writeError answers with a small JSON body that says which service and why;
+// never a stack trace.
+func writeError(w http.ResponseWriter, status int, msg, service, build, reqID string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	var b strings.Builder
+	b.WriteString(`{"error":`)
+	b.WriteString(jsonString(msg))
+	if service != "" {
+		b.WriteString(`,"service":`)
+		b.WriteString(jsonString(service))
+	}
+	if build != "" {
+		b.WriteString(`,"build":`)
+		b.WriteString(jsonString(build))
+	}
+	if reqID != "" {
+		b.WriteString(`,"request_id":`)
+		b.WriteString(jsonString(reqID))
+	}
+	b.WriteString("}\n")
+	_, _ = w.Write([]byte(b.String()))
+}
+
+func newAnonymousKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,226 @@
+// Package server wires one canaryd process: the data plane listener, the
+// admin listener, the routing Table and the background loops, with graceful
+// shutdown and reload. The commands serve and demo both run it.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/canaryd/canaryd/internal/config"
+	"github.com/canaryd/canaryd/internal/metrics"
+	"github.com/canaryd/canaryd/internal/proxy"
+	"github.com/canaryd/canaryd/internal/route"
+)
+
+// Server is one running gateway.
+type Server struct {
+	log     *slog.Logger
+	metrics *metrics.Registry
+	builder *route.Builder
+	routes  route.Holder
+	tracker *proxy.Tracker
+
+	mu     sync.Mutex
+	cfg    *config.Config
+	states map[string]route.State
+
+	dataLn, adminLn net.Listener
+	data, admin     *http.Server
+	closers         []io.Closer
+}
+
+// Options configure New.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// New validates nothing (the config is valid by construction), builds the
+// first routing Table and opens both listeners, so a port that is taken is
+// reported before anything runs.
+func New(cfg *config.Config, o Options) (*Server, error) {
+	s := &Server{log: o.Logger, cfg: cfg, tracker: proxy.NewTracker()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.metrics = metrics.New(metrics.Options{})
+	s.builder = &route.Builder{Metrics: s.metrics}
+	s.states = route.StatesFromConfig(cfg)
+	t, err := s.builder.Build(cfg, s.states)
+	if err != nil {
+		return nil, err
+	}
+	s.routes.Publish(t)
+
+	accessLog, closer, err := openAccessLog(cfg.AccessLog.Path)
+	if err != nil {
+		return nil, err
+	}
+	if closer != nil {
+		s.closers = append(s.closers, closer)
+	}
+	p := proxy.New(proxy.Options{Routes: &s.routes, Config: cfg.Proxy, AccessLog: accessLog, Logger: s.log, Tracker: s.tracker})
+	s.data = &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: cfg.Proxy.ReadHeaderTimeout.D(),
+		IdleTimeout:       cfg.Proxy.IdleTimeout.D(),
+		MaxHeaderBytes:    cfg.Proxy.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if cfg.H2C {
+		s.data.Protocols = new(http.Protocols)
+		s.data.Protocols.SetHTTP1(true)
+		s.data.Protocols.SetUnencryptedHTTP2(true)
+	}
+	if cfg.TLS != nil {
+		certs, err := newCertReloader(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			return nil, err
+		}
+		s.data.TLSConfig = &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	}
+	if s.dataLn, err = listen("listen", cfg.Listen); err != nil {
+		return nil, err
+	}
+	if cfg.Admin.Listen != "" {
+		if s.adminLn, err = listen("admin.listen", cfg.Admin.Listen); err != nil {
+			s.dataLn.Close()
+			return nil, err
+		}
+		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	}
+	return s, nil
+}
+
+func listen(field, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if isAddrInUse(err) {
+			return nil, fmt.Errorf("%s: %s is already in use by another process (choose another address)", field, addr)
+		}
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	return ln, nil
+}
+
+// DataAddr is the data plane's listening address (useful with port 0).
+func (s *Server) DataAddr() string { return s.dataLn.Addr().String() }
+
+// AdminAddr is the admin listener's address, or "".
+func (s *Server) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// Routes returns the routing holder (read-only use).
+func (s *Server) Routes() *route.Holder { return &s.routes }
+
+// Metrics returns the metrics registry.
+func (s *Server) Metrics() *metrics.Registry { return s.metrics }
+
+// Run serves until ctx ends, then shuts down gracefully: it stops accepting,
+// lets in-flight requests finish up to the shutdown timeout, and returns.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	start := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	start("data plane", func() error {
+		if s.data.TLSConfig != nil {
+			return s.data.ServeTLS(s.dataLn, "", "")
+		}
+		return s.data.Serve(s.dataLn)
+	})
+	if s.admin != nil {
+		start("admin", func() error { return s.admin.Serve(s.adminLn) })
+	}
+	start("metrics", func() error { return s.metrics.Run(ctx) })
+	s.mu.Lock()
+	services := len(s.cfg.Services)
+	s.mu.Unlock()
+	s.log.Info("canaryd serving", "listen", s.DataAddr(), "admin", s.AdminAddr(), "services", services)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	s.mu.Lock()
+	timeout := s.cfg.Proxy.ShutdownTimeout.D()
+	s.mu.Unlock()
+	sctx, scancel := context.WithTimeout(context.Background(), timeout)
+	defer scancel()
+	if err := s.data.Shutdown(sctx); err != nil {
+		s.log.Warn("data plane shutdown did not drain in time", "err", err)
+	}
+	if s.admin != nil {
+		_ = s.admin.Shutdown(sctx)
+	}
+	wg.Wait()
+	for _, c := range s.closers {
+		_ = c.Close()
+	}
+	return runErr
+}
+
+// Reload applies a new config. The new config must have been loaded and
+// validated already; if the routing Table cannot be built from it the
+// running one stays. Listener addresses cannot change without a restart.
+func (s *Server) Reload(cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cfg.Listen != s.cfg.Listen || cfg.Admin.Listen != s.cfg.Admin.Listen {
+		return errors.New("reload: listen and admin.listen cannot change without a restart")
+	}
+	states := route.StatesFromConfig(cfg)
+	t, err := s.builder.Build(cfg, states)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	s.cfg, s.states = cfg, states
+	s.routes.Publish(t)
+	s.log.Info("config reloaded", "version", t.Version)
+	return nil
+}
+
+func openAccessLog(path string) (*slog.Logger, io.Closer, error) {
+	var w io.Writer
+	var c io.Closer
+	switch path {
+	case "":
+		return nil, nil, nil
+	case "stdout":
+		w = os.Stdout
+	case "stderr":
+		w = os.Stderr
+	default:
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("access_log.path: %w", err)
+		}
+		w, c = f, f
+	}
+	return slog.New(slog.NewJSONHandler(w, nil)), c, nil
+}
