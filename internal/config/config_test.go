@@ -22,7 +22,14 @@ func testEnv(name string) (string, bool) {
 
 func TestGoodConfigs(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.good.yaml")
-	files = append(files, "../../../shared/examples/basic.yaml", "../../../shared/examples/bench.yaml")
+	// The examples users copy: the repository's own copies, and the shared
+	// originals when the checkout sits beside them.
+	examples, _ := filepath.Glob("../../examples/*.yaml")
+	if len(examples) < 2 {
+		t.Fatalf("examples/*.yaml missing: found %v", examples)
+	}
+	shared, _ := filepath.Glob("../../../shared/examples/*.yaml")
+	files = append(append(files, examples...), shared...)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			data, err := os.ReadFile(f)
