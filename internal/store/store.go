@@ -1,0 +1,228 @@
+// Package store defines where canaryd keeps its runtime state: services and
+// their release state, builds and endpoints, the append-only event log,
+// release records, policy overrides, alert channels with their outbox,
+// idempotency keys and the controller lease.
+//
+// Two implementations exist, internal/store/sqlite (embedded, the default)
+// and internal/store/postgres (shared by many gateway replicas). Both pass
+// the one suite in internal/store/storetest, so callers can rely on the
+// contracts written here and nothing else.
+//
+// Every write happens inside Store.Update: the control plane changes state
+// and appends the event that explains it in one transaction, so either both
+// are stored or neither is. Writes are guarded by optimistic revisions; a
+// caller that read revision N may only write over revision N.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/canaryd/canaryd/internal/event"
+)
+
+// ErrNotFound reports that the record asked for does not exist (or, for
+// idempotency keys, has expired). Callers branch on it with errors.Is.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict reports a write that contradicts what is stored: a revision
+// that is no longer current, a record that already exists, a second stable
+// or canary build, a lease held by someone else. The transaction stays
+// usable after a Tx method returns ErrConflict, so fn may try something else.
+var ErrConflict = errors.New("conflict")
+
+// ErrInvalid reports a record that cannot be stored as given (an empty key,
+// an unknown state, malformed JSON). The wrapping error names the field.
+var ErrInvalid = errors.New("invalid")
+
+// Store is a transactional state store. Implementations are safe for
+// concurrent use by many goroutines; Close must be called once, after every
+// other call has returned.
+type Store interface {
+	// Update runs fn in one read-write transaction and commits it if fn
+	// returns nil. If fn returns an error, nothing fn wrote is kept (no state
+	// change, no event, no change notification) and Update returns fn's
+	// error unchanged, so errors.Is works on it.
+	//
+	// fn may be called more than once when the implementation retries a
+	// transaction that lost a race with a concurrent writer (PostgreSQL
+	// serialization failures), so it must not have side effects outside tx
+	// and must compute everything it writes from what it reads through tx.
+	// tx must not be used after fn returns.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+
+	// View runs fn in a read-only transaction that sees one consistent
+	// snapshot of the store. r must not be used after fn returns.
+	View(ctx context.Context, fn func(r Reader) error) error
+
+	// Subscribe returns a channel that receives a Change after each
+	// committed transaction that wrote something, on this process and (for
+	// PostgreSQL) on every other process sharing the database. The channel
+	// is closed when ctx ends or the store is closed.
+	//
+	// Delivery never blocks writers: a subscriber that falls too far behind
+	// gets one ChangeResync instead of the changes it missed, after which it
+	// must reload what it cares about. A change committed while Subscribe is
+	// running may or may not be delivered, so subscribe first, then load.
+	Subscribe(ctx context.Context) <-chan Change
+
+	// Close releases the store's connections and stops its background work.
+	Close() error
+}
+
+// Reader is the read half of a transaction.
+type Reader interface {
+	// GetService returns the named service or ErrNotFound.
+	GetService(ctx context.Context, name string) (Service, error)
+	// ListServices returns every service, ordered by name.
+	ListServices(ctx context.Context) ([]Service, error)
+
+	// GetBuild returns one build with its endpoints, or ErrNotFound.
+	GetBuild(ctx context.Context, service, id string) (Build, error)
+	// ListBuilds returns the builds matching f with their endpoints,
+	// ordered by service, then registration time, then id.
+	ListBuilds(ctx context.Context, f BuildFilter) ([]Build, error)
+
+	// ListEvents returns one page of events matching q, ordered by ID
+	// (ascending, or descending when q.Desc). Event IDs grow in commit
+	// order, so paging with AfterID never skips an event committed later.
+	ListEvents(ctx context.Context, q EventQuery) ([]event.Event, error)
+
+	// GetRelease returns one release record or ErrNotFound.
+	GetRelease(ctx context.Context, id string) (Release, error)
+	// ListReleases returns release records matching f, newest first.
+	ListReleases(ctx context.Context, f ReleaseFilter) ([]Release, error)
+
+	// GetPolicy returns the policy override of a service or ErrNotFound.
+	GetPolicy(ctx context.Context, service string) (Policy, error)
+	// ListPolicies returns every policy override, ordered by service.
+	ListPolicies(ctx context.Context) ([]Policy, error)
+
+	// GetAlertChannel returns one alert channel or ErrNotFound.
+	GetAlertChannel(ctx context.Context, id string) (AlertChannel, error)
+	// ListAlertChannels returns every alert channel, ordered by ID.
+	ListAlertChannels(ctx context.Context) ([]AlertChannel, error)
+
+	// DueOutbox returns up to limit pending outbox items whose NextAttempt
+	// is at or before now, earliest first. It only reads; dispatchers that
+	// run on several replicas use Tx.ClaimOutbox instead.
+	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
+	// DeadOutbox returns up to limit dead outbox items, newest first.
+	DeadOutbox(ctx context.Context, limit int) ([]OutboxItem, error)
+	// GetOutbox returns one outbox item or ErrNotFound.
+	GetOutbox(ctx context.Context, id int64) (OutboxItem, error)
+
+	// GetIdempotency returns the response stored under key, or ErrNotFound
+	// when there is none or it expired at or before now.
+	GetIdempotency(ctx context.Context, key string, now time.Time) (Idempotency, error)
+
+	// GetLease returns the named lease or ErrNotFound if it was never taken.
+	// A lease whose ExpiresAt is not after now is free whatever its Holder.
+	GetLease(ctx context.Context, name string) (Lease, error)
+}
+
+// Tx is a read-write transaction handed to Store.Update. Methods that
+// return a record return it as stored, with its new Revision and the
+// timestamps the store set.
+//
+// The records with a Revision (Service, Build, Release, Policy,
+// AlertChannel) share one write rule: Put with Revision 0 creates the record
+// and fails with ErrConflict if it exists; Put with Revision N updates it only
+// if the stored revision is N (ErrConflict otherwise, ErrNotFound if it does
+// not exist). A successful Put stores Revision N+1 (1 for a new record).
+type Tx interface {
+	Reader
+
+	// PutService creates or updates a service's release state.
+	PutService(ctx context.Context, s Service) (Service, error)
+	// DeleteService removes a service with its builds, their endpoints and
+	// its policy override, if revision matches (0: any revision). Events and
+	// release records stay: they are history.
+	DeleteService(ctx context.Context, name string, revision int64) error
+
+	// PutBuild creates or updates a build. The service must exist
+	// (ErrNotFound otherwise). At most one build per service may be
+	// StateStable and at most one StateCanary: a Put that would make a second
+	// one fails with ErrConflict, so a promotion first demotes the old stable.
+	// On create, b.Endpoints are stored too; on update b.Endpoints is ignored
+	// (use PutEndpoint and DeleteEndpoint) so that heartbeats never move a
+	// build's revision.
+	PutBuild(ctx context.Context, b Build) (Build, error)
+	// PutEndpoint adds an endpoint to a build or replaces the one with the
+	// same Addr. ErrNotFound if the build does not exist.
+	PutEndpoint(ctx context.Context, service, build string, e Endpoint) error
+	// TouchEndpoint records a heartbeat at time at. It returns ErrNotFound
+	// if the endpoint is not registered (the build should register again).
+	// revived reports that the endpoint had expired before this heartbeat;
+	// only then is a Change published, so steady heartbeats stay quiet.
+	TouchEndpoint(ctx context.Context, service, build, addr string, at time.Time) (revived bool, err error)
+	// DeleteEndpoint removes one endpoint, or returns ErrNotFound.
+	DeleteEndpoint(ctx context.Context, service, build, addr string) error
+
+	// AppendEvent stores ev, setting its ID and Time (from the store's
+	// clock), and returns it. Events are never changed or deleted.
+	AppendEvent(ctx context.Context, ev event.Event) (event.Event, error)
+
+	// PutRelease creates or updates a release record.
+	PutRelease(ctx context.Context, r Release) (Release, error)
+
+	// PutPolicy creates or updates a service's policy override.
+	PutPolicy(ctx context.Context, p Policy) (Policy, error)
+	// DeletePolicy removes a policy override if revision matches (0: any).
+	DeletePolicy(ctx context.Context, service string, revision int64) error
+
+	// PutAlertChannel creates or updates an alert channel.
+	PutAlertChannel(ctx context.Context, c AlertChannel) (AlertChannel, error)
+	// DeleteAlertChannel removes a channel and its outbox items if revision
+	// matches (0: any).
+	DeleteAlertChannel(ctx context.Context, id string, revision int64) error
+
+	// Enqueue adds an item to the outbox of item.Channel, due at now. If
+	// item.DedupeKey is not empty and an item with the same channel and key
+	// was enqueued less than its dedupe TTL ago, nothing is added: that
+	// item's Duplicates count grows by one and it is returned with
+	// enqueued == false. ttl <= 0 disables dedupe for this item.
+	// ErrNotFound if the channel does not exist.
+	Enqueue(ctx context.Context, item OutboxItem, ttl time.Duration, now time.Time) (stored OutboxItem, enqueued bool, err error)
+	// ClaimOutbox returns up to limit due items (as DueOutbox) after moving
+	// their NextAttempt to now+hold and counting one more attempt, so that
+	// another dispatcher does not pick them while this one sends. The
+	// claimer must then call MarkSent, MarkRetry or MarkDead.
+	ClaimOutbox(ctx context.Context, now time.Time, hold time.Duration, limit int) ([]OutboxItem, error)
+	// MarkSent records a successful delivery at time at.
+	MarkSent(ctx context.Context, id int64, at time.Time) error
+	// MarkRetry makes the item pending again, due at next, with the error of
+	// the failed attempt. It also revives a dead item.
+	MarkRetry(ctx context.Context, id int64, next time.Time, lastErr string) error
+	// MarkDead gives up on the item at time at with the final error.
+	MarkDead(ctx context.Context, id int64, at time.Time, lastErr string) error
+	// PurgeOutbox deletes sent and dead items finished before before and
+	// returns how many it deleted.
+	PurgeOutbox(ctx context.Context, before time.Time) (int64, error)
+
+	// PutIdempotency stores a response under rec.Key until rec.ExpiresAt.
+	// ErrConflict if an unexpired record with that key exists at now; an
+	// expired one is replaced.
+	PutIdempotency(ctx context.Context, rec Idempotency, now time.Time) error
+	// PurgeIdempotency deletes records expired at now and returns how many.
+	PurgeIdempotency(ctx context.Context, now time.Time) (int64, error)
+
+	// AcquireLease gives the named lease to holder until now+ttl if it is
+	// free (never taken, released, or expired at now) or already held by
+	// holder (then it is a renewal). Otherwise it returns the current lease
+	// and ErrConflict. Epoch grows each time the holder changes, so it works
+	// as a fencing token. Clocks of replicas must agree to well within ttl.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (Lease, error)
+	// RenewLease extends holder's lease to now+ttl. Unlike AcquireLease it
+	// never takes a lease: ErrConflict if someone else holds it or it was
+	// released, ErrNotFound if it was never taken. A holder whose lease
+	// expired may still renew it as long as nobody else acquired it
+	// meanwhile (its Epoch is unchanged, so nobody acted in between).
+	RenewLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (Lease, error)
+	// ReleaseLease frees holder's lease at once, so another replica can
+	// take over without waiting for it to expire. ErrConflict if the lease
+	// names another holder (even an expired one), ErrNotFound if it was never
+	// taken; releasing a lease that was already released is not an error.
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
