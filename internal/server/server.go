@@ -13,10 +13,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/canaryd/canaryd/internal/config"
+	"github.com/canaryd/canaryd/internal/control"
 	"github.com/canaryd/canaryd/internal/metrics"
 	"github.com/canaryd/canaryd/internal/proxy"
 	"github.com/canaryd/canaryd/internal/route"
@@ -30,6 +32,8 @@ type Server struct {
 	routes  route.Holder
 	tracker *proxy.Tracker
 
+	plane *control.Plane
+
 	mu     sync.Mutex
 	cfg    *config.Config
 	states map[string]route.State
@@ -42,23 +46,33 @@ type Server struct {
 // Options configure New.
 type Options struct {
 	Logger *slog.Logger
+	// Plane is the control plane over the store that holds the runtime
+	// state; required.
+	Plane *control.Plane
 }
 
-// New validates nothing (the config is valid by construction), builds the
-// first routing Table and opens both listeners, so a port that is taken is
+// New brings the store in line with the config, builds the first routing
+// Table from the store and opens both listeners, so a port that is taken is
 // reported before anything runs.
-func New(cfg *config.Config, o Options) (*Server, error) {
-	s := &Server{log: o.Logger, cfg: cfg, tracker: proxy.NewTracker()}
+func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
+	s := &Server{log: o.Logger, cfg: cfg, tracker: proxy.NewTracker(), plane: o.Plane}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.metrics = metrics.New(metrics.Options{})
 	s.builder = &route.Builder{Metrics: s.metrics}
-	s.states = route.StatesFromConfig(cfg)
-	t, err := s.builder.Build(cfg, s.states)
+	if err := s.plane.Sync(ctx, cfg); err != nil {
+		return nil, err
+	}
+	states, err := s.plane.Snapshot(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	t, err := s.builder.Build(cfg, states)
+	if err != nil {
+		return nil, err
+	}
+	s.states = states
 	s.routes.Publish(t)
 
 	accessLog, closer, err := openAccessLog(cfg.AccessLog.Path)
@@ -156,6 +170,7 @@ func (s *Server) Run(ctx context.Context) error {
 		start("admin", func() error { return s.admin.Serve(s.adminLn) })
 	}
 	start("metrics", func() error { return s.metrics.Run(ctx) })
+	start("routing", func() error { return s.followStore(ctx) })
 	s.mu.Lock()
 	services := len(s.cfg.Services)
 	s.mu.Unlock()
@@ -186,24 +201,72 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Reload applies a new config. The new config must have been loaded and
-// validated already; if the routing Table cannot be built from it the
-// running one stays. Listener addresses cannot change without a restart.
-func (s *Server) Reload(cfg *config.Config) error {
+// validated already; if the store cannot be synced or the routing Table
+// cannot be built, the running one stays. Listener addresses cannot change
+// without a restart.
+func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cfg.Listen != s.cfg.Listen || cfg.Admin.Listen != s.cfg.Admin.Listen {
 		return errors.New("reload: listen and admin.listen cannot change without a restart")
 	}
-	states := route.StatesFromConfig(cfg)
-	t, err := s.builder.Build(cfg, states)
-	if err != nil {
+	if err := s.plane.Sync(ctx, cfg); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
-	s.cfg, s.states = cfg, states
-	s.routes.Publish(t)
-	s.log.Info("config reloaded", "version", t.Version)
+	if err := s.rebuild(ctx, cfg, true); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	s.cfg = cfg
 	return nil
 }
+
+// followStore rebuilds routing after every committed change, and once a
+// second so endpoints whose heartbeats stopped drop out at their TTL.
+func (s *Server) followStore(ctx context.Context) error {
+	changes := s.plane.Store().Subscribe(ctx)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-changes:
+			if !ok {
+				return nil
+			}
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		err := s.rebuild(ctx, s.cfg, false)
+		s.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("routing not refreshed from the store", "err", err.Error())
+		}
+	}
+}
+
+// rebuild reads the routing state from the store and publishes a new Table
+// when it differs from the current one (or always, with force). s.mu held.
+func (s *Server) rebuild(ctx context.Context, cfg *config.Config, force bool) error {
+	states, err := s.plane.Snapshot(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if !force && reflect.DeepEqual(states, s.states) {
+		return nil
+	}
+	t, err := s.builder.Build(cfg, states)
+	if err != nil {
+		return err
+	}
+	s.states = states
+	s.routes.Publish(t)
+	s.log.Debug("routing published", "version", t.Version)
+	return nil
+}
+
+// Plane returns the control plane.
+func (s *Server) Plane() *control.Plane { return s.plane }
 
 func openAccessLog(path string) (*slog.Logger, io.Closer, error) {
 	var w io.Writer
@@ -224,3 +287,4 @@ func openAccessLog(path string) (*slog.Logger, io.Closer, error) {
 	}
 	return slog.New(slog.NewJSONHandler(w, nil)), c, nil
 }
+

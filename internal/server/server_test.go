@@ -8,12 +8,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/canaryd/canaryd/internal/config"
+	"github.com/canaryd/canaryd/internal/control"
+	"github.com/canaryd/canaryd/internal/route"
+	"github.com/canaryd/canaryd/internal/store/sqlite"
 )
 
 // backend answers with its name and the build header it received.
@@ -37,7 +41,11 @@ func start(t *testing.T, yaml string, args ...any) (*Server, string) {
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, src)
 	}
-	srv, err := New(cfg, Options{})
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(context.Background(), cfg, Options{Plane: control.New(st, control.Options{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +57,7 @@ func start(t *testing.T, yaml string, args ...any) (*Server, string) {
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
+		st.Close()
 	})
 	return srv, "http://" + srv.DataAddr()
 }
@@ -209,8 +218,9 @@ func TestCanaryFailureFallsBackToStable(t *testing.T) {
 	}
 }
 
-// Reload swaps the routing without dropping requests under load.
-func TestReloadUnderLoad(t *testing.T) {
+// Routing swapped 1 000 times (each a traffic change through the control
+// plane, the store's change feed and a new Table) drops no request.
+func TestTrafficChangesUnderLoad(t *testing.T) {
 	stable, canary := backend(t, "stable"), backend(t, "canary")
 	src := fmt.Sprintf(twoBuilds, "weighted", addr(stable), 10, addr(canary))
 	srv, url := start(t, "%s", src)
@@ -242,15 +252,26 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// 1 000 swaps: most built straight from states, every tenth through the
+	// real path (an operation, the store's change feed, a rebuild).
+	states, _ := srv.Plane().Snapshot(context.Background(), srv.cfg)
 	for i := 0; i < 1000; i++ {
-		next := fmt.Sprintf(twoBuilds, "weighted", addr(stable), i%101, addr(canary))
-		cfg, err := config.Parse([]byte(next), "x", func(string) (string, bool) { return "", false })
+		if i%10 == 0 {
+			if _, err := srv.Plane().SetTraffic(context.Background(), "test", "api", float64(i%101), ""); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		st := states["api"]
+		st.Traffic = float64(i % 101)
+		tbl, err := srv.builder.Build(srv.cfg, map[string]route.State{"api": st})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := srv.Reload(cfg); err != nil {
-			t.Fatal(err)
-		}
+		srv.Routes().Publish(tbl)
+	}
+	if _, err := srv.Plane().SetTraffic(context.Background(), "test", "api", 99, ""); err != nil {
+		t.Fatal(err)
 	}
 	close(stop)
 	wg.Wait()
@@ -258,4 +279,42 @@ func TestReloadUnderLoad(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	waitFor(t, func() bool { return srv.Routes().Load().Service("api").Rules.Percent == 99 })
+}
+
+// A reload with a bad routing state keeps the running Table; a good one
+// applies the config's new endpoints.
+func TestReloadAppliesConfig(t *testing.T) {
+	stable, other := backend(t, "stable"), backend(t, "other")
+	src := "listen: 127.0.0.1:0\nservices: [{name: api, builds: [{id: \"1\", state: stable, endpoints: [%s]}]}]\n"
+	srv, url := start(t, src, addr(stable))
+	c := &http.Client{Timeout: 5 * time.Second}
+	if _, body, _ := get(t, c, url+"/"); !strings.HasPrefix(body, "stable") {
+		t.Fatalf("before reload: %q", body)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(src, addr(other))), "x", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, body, _ := get(t, c, url+"/"); !strings.HasPrefix(body, "other") {
+		t.Fatalf("after reload: %q", body)
+	}
+	moved := *cfg
+	moved.Listen = "127.0.0.1:1"
+	if err := srv.Reload(context.Background(), &moved); err == nil {
+		t.Fatal("a reload that moves the listener must be refused")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not reached within 5 s")
 }

@@ -9,7 +9,9 @@ import (
 	"syscall"
 
 	"github.com/canaryd/canaryd/internal/config"
+	"github.com/canaryd/canaryd/internal/control"
 	"github.com/canaryd/canaryd/internal/server"
+	"github.com/canaryd/canaryd/internal/store/open"
 	"github.com/spf13/cobra"
 )
 
@@ -32,12 +34,17 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, err := server.New(cfg, server.Options{Logger: log})
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			st, err := open.Store(ctx, cfg.Store, log)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			defer st.Close()
+			srv, err := server.New(ctx, cfg, server.Options{Logger: log, Plane: control.New(st, control.Options{Logger: log})})
+			if err != nil {
+				return err
+			}
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
@@ -49,7 +56,7 @@ func newServeCmd() *cobra.Command {
 					case <-hup:
 						next, err := config.Load(path)
 						if err == nil {
-							err = srv.Reload(next)
+							err = srv.Reload(ctx, next)
 						}
 						if err != nil {
 							log.Error("reload refused; the running config stays", "err", err.Error())
