@@ -287,4 +287,3 @@ func openAccessLog(path string) (*slog.Logger, io.Closer, error) {
 	}
 	return slog.New(slog.NewJSONHandler(w, nil)), c, nil
 }
-
