@@ -10,12 +10,20 @@ import (
 // does). Pick must not allocate.
 func BenchmarkPick(b *testing.B) {
 	for _, p := range policies {
-		for _, n := range []int{3, 16} {
+		for _, c := range []struct {
+			n     int
+			equal bool
+		}{{3, true}, {3, false}, {16, false}} {
+			n := c.n
 			weights := make([]int, n)
+			kind := "weighted"
 			for i := range weights {
 				weights[i] = 1 + i%3
+				if c.equal {
+					weights[i], kind = 1, "equal"
+				}
 			}
-			b.Run(fmt.Sprintf("%s/n=%d", p, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/n=%d/%s", p, n, kind), func(b *testing.B) {
 				_, s, _ := build(b, p, weights...)
 				b.ReportAllocs()
 				for b.Loop() {
@@ -24,7 +32,7 @@ func BenchmarkPick(b *testing.B) {
 					}
 				}
 			})
-			b.Run(fmt.Sprintf("%s/n=%d/parallel", p, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/n=%d/%s/parallel", p, n, kind), func(b *testing.B) {
 				_, s, _ := build(b, p, weights...)
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {

@@ -97,6 +97,9 @@ func TestPassiveDisabledAndNeutral(t *testing.T) {
 		t.Fatalf("Failures = %d, want 10", st.Failures)
 	}
 	pool.SetPassive(Passive{MaxFails: 1})
+	if got := pool.Passive(); got != (Passive{MaxFails: 1}).WithDefaults() {
+		t.Fatalf("Passive() = %+v", got)
+	}
 	e.Begin()
 	e.EndNeutral()
 	if e.Ejected() || e.InFlight() != 0 {

@@ -9,6 +9,10 @@ func (leastConn) pick(s *Set, f filter) int {
 	var bestLoad int64
 	var bestW uint32
 	var tieW uint64 // weight of the endpoints tied with best so far
+	// Ties take one random number each: a splitmix64 stream seeded by one
+	// draw costs a few cycles per number instead of a call each.
+	var seq uint64
+	seeded := false
 	for i, e := range s.eps {
 		if !s.eligible(i, f) {
 			continue
@@ -23,7 +27,11 @@ func (leastConn) pick(s *Set, f filter) int {
 			// Weighted reservoir sampling over the tie: each tied
 			// endpoint ends up chosen in proportion to its weight.
 			tieW += uint64(w)
-			if (s.rand()>>32)*tieW>>32 < uint64(w) { // tieW < 2^32
+			if !seeded {
+				seq, seeded = s.rand(), true
+			}
+			seq += 0x9e3779b97f4a7c15
+			if (splitmix64(seq)>>32)*tieW>>32 < uint64(w) { // tieW < 2^32
 				best, bestLoad, bestW = i, load, w
 			}
 		}

@@ -55,36 +55,50 @@ func smoothOrder(w []uint32, total uint32) []int32 {
 
 func (rr *roundRobin) pick(s *Set, f filter) int {
 	n := len(s.eps)
-	// The strict pass advances the cursor; the fallback pass of the same
-	// Pick reuses the slot (approximately, under concurrency) so that
-	// fallback picks still walk the whole order.
+	// The strict pass takes slots from the shared cursor and also spends
+	// the slots of the ineligible endpoints it meets, so the eligible ones
+	// keep their proportions (they are a subsequence of the order). The
+	// fallback pass of the same Pick walks on from the current slot
+	// without moving the cursor.
 	var k uint64
 	if f.strict {
 		k = rr.next.Add(1) - 1
 	} else {
 		k = rr.next.Load() - 1
 	}
-	if rr.seq == nil {
-		for j := 0; j < n; j++ {
-			if i := int((k + uint64(j)) % uint64(n)); s.eligible(i, f) {
-				return i
-			}
-		}
-		return -1
-	}
-	// Skip ineligible slots; the order is interleaved, so the next slots
-	// mostly belong to other endpoints. After n slots, scan the endpoints.
-	L := uint64(len(rr.seq))
-	first := int(rr.seq[k%L])
-	for j := uint64(0); j < min(L, uint64(n)); j++ {
-		if i := int(rr.seq[(k+j)%L]); s.eligible(i, f) {
+	tries := min(rr.period(n), 2*n)
+	for range tries {
+		if i := rr.at(k, n); s.eligible(i, f) {
 			return i
 		}
+		if f.strict {
+			k = rr.next.Add(1) - 1
+		} else {
+			k++
+		}
 	}
-	for j := 1; j < n; j++ {
+	// Few eligible endpoints, far apart in the order: scan them all.
+	first := rr.at(k, n)
+	for j := 1; j <= n; j++ {
 		if i := (first + j) % n; s.eligible(i, f) {
 			return i
 		}
 	}
 	return -1
+}
+
+// period is the length of the order.
+func (rr *roundRobin) period(n int) int {
+	if rr.seq == nil {
+		return n
+	}
+	return len(rr.seq)
+}
+
+// at returns the endpoint index of slot k.
+func (rr *roundRobin) at(k uint64, n int) int {
+	if rr.seq == nil {
+		return int(k % uint64(n))
+	}
+	return int(rr.seq[k%uint64(len(rr.seq))])
 }

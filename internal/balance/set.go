@@ -80,8 +80,8 @@ type Set struct {
 
 // NewSet builds the Set of one build. The endpoints come from the service's
 // [Pool]; their order does not matter and an empty list is allowed (Pick then
-// returns nil). It fails on an unknown policy, a nil endpoint or an endpoint
-// listed twice.
+// returns nil). It fails on an unknown policy, a nil endpoint, an endpoint
+// listed twice or endpoints of different pools.
 func NewSet(p Policy, eps []*Endpoint) (*Set, error) {
 	p, err := ParsePolicy(string(p))
 	if err != nil {

@@ -3,6 +3,7 @@ package balance
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -320,6 +321,15 @@ func TestConcurrentUse(t *testing.T) {
 				}
 			})
 			wg.Wait()
+			nonzero := int64(0)
+			for _, e := range s.Endpoints() {
+				if e.ejectedUntil.Load() != 0 {
+					nonzero++
+				}
+			}
+			if n := pool.ejected.Load(); n != nonzero {
+				t.Fatalf("pool counts %d ejected endpoints, %d have a deadline", n, nonzero)
+			}
 			for _, e := range s.Endpoints() {
 				if e.InFlight() != 0 {
 					t.Fatalf("%s in flight %d after all requests ended", e.Addr(), e.InFlight())
@@ -337,5 +347,159 @@ func TestParsePolicy(t *testing.T) {
 	}
 	if _, err := ParsePolicy("LeastConn"); err == nil {
 		t.Error(`ParsePolicy("LeastConn") accepted`)
+	}
+}
+
+// Pick must not allocate on any path: healthy, retry, degraded, fallback.
+func TestPickAllocs(t *testing.T) {
+	for _, p := range policies {
+		pool, s, _ := build(t, p, 1, 2, 3, 4)
+		pool.SetPassive(Passive{MaxFails: 1})
+		eps := s.Endpoints()
+		check := func(what string, exclude *Endpoint) {
+			t.Helper()
+			if n := testing.AllocsPerRun(1000, func() { s.Pick(exclude) }); n != 0 {
+				t.Errorf("%s %s: %v allocs per Pick", p, what, n)
+			}
+		}
+		check("healthy", nil)
+		check("retry", eps[0])
+		eps[1].Begin()
+		eps[1].End(false)
+		eps[2].SetHealthy(false)
+		check("degraded", nil)
+		eps[0].SetHealthy(false)
+		eps[3].SetHealthy(false)
+		check("fallback", eps[1])
+	}
+}
+
+// Round robin gives the share of an unavailable endpoint to the others in
+// their own proportions, not all to its successor.
+func TestRoundRobinSkipKeepsProportions(t *testing.T) {
+	tests := []struct {
+		weights []int
+		down    int
+		n       int
+		want    []int
+	}{
+		{[]int{1, 1, 1}, 0, 1000, []int{0, 500, 500}},
+		{[]int{1, 1, 1, 1}, 1, 900, []int{300, 0, 300, 300}},
+		{[]int{1, 2, 3}, 0, 5000, []int{0, 2000, 3000}},
+		{[]int{3, 2, 1}, 1, 4000, []int{3000, 0, 1000}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.weights, tt.down), func(t *testing.T) {
+			_, s, _ := build(t, RoundRobin, tt.weights...)
+			s.Endpoints()[tt.down].SetHealthy(false)
+			if got := counts(t, s, tt.n); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("counts = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// Random Sets in random states: Pick's contract holds for every policy.
+func TestPickContractRandomized(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := range 2000 {
+		p := policies[iter%len(policies)]
+		n := 1 + rng.IntN(12)
+		weights := make([]int, n)
+		for i := range weights {
+			weights[i] = 1 + rng.IntN(20)
+		}
+		pool, s, _ := build(t, p, weights...)
+		pool.SetPassive(Passive{MaxFails: 1})
+		eps := s.Endpoints()
+		for _, e := range eps {
+			switch rng.IntN(4) {
+			case 0:
+				e.SetHealthy(false)
+			case 1:
+				e.Begin()
+				e.End(false)
+			case 2:
+				for range rng.IntN(5) {
+					e.Begin()
+				}
+			}
+		}
+		var exclude *Endpoint
+		if rng.IntN(2) == 0 {
+			exclude = eps[rng.IntN(n)]
+		}
+		avail, others := 0, 0
+		for _, e := range eps {
+			if e != exclude {
+				others++
+				if e.Available() {
+					avail++
+				}
+			}
+		}
+		for range 20 {
+			e, fb := s.Pick(exclude)
+			switch {
+			case others == 0:
+				if e != nil {
+					t.Fatalf("%s: Pick = %s with only exclude in the Set", p, e.Addr())
+				}
+			case e == nil || e == exclude:
+				t.Fatalf("%s weights %v: Pick = %v, exclude %v", p, weights, e, exclude)
+			case avail > 0 && (fb || !e.Available()):
+				t.Fatalf("%s weights %v: Pick = %s (available %v), fallback %v with %d available",
+					p, weights, e.Addr(), e.Available(), fb, avail)
+			case avail == 0 && !fb:
+				t.Fatalf("%s: no fallback flag with none available", p)
+			}
+		}
+	}
+}
+
+// A replica ten times slower than the others holds its requests ten times
+// longer. Load-aware policies see that in the in-flight counts and send it
+// far less than round robin's third. Discrete time, fixed seed.
+func TestSlowReplica(t *testing.T) {
+	tests := []struct {
+		policy   Policy
+		min, max float64 // share of the slow replica
+	}{
+		{RoundRobin, 1.0 / 3, 1.0 / 3},
+		{P2C, 0.02, 0.15},
+		{LeastConn, 0.0, 0.10},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.policy), func(t *testing.T) {
+			_, s, _ := build(t, tt.policy, 1, 1, 1)
+			seeded(s, 11)
+			slow := s.Endpoints()[0]
+			const ticks, perTick, slowTicks = 20000, 3, 10
+			var ends [slowTicks + 1][]*Endpoint // requests ending at tick t % len
+			var toSlow, total int
+			for tick := range ticks {
+				slot := tick % len(ends)
+				for _, e := range ends[slot] {
+					e.End(true)
+				}
+				ends[slot] = ends[slot][:0]
+				for range perTick {
+					e, _ := s.Pick(nil)
+					e.Begin()
+					d := 1
+					if e == slow {
+						d = slowTicks
+						toSlow++
+					}
+					total++
+					ends[(tick+d)%len(ends)] = append(ends[(tick+d)%len(ends)], e)
+				}
+			}
+			got := float64(toSlow) / float64(total)
+			if got < tt.min-1e-9 || got > tt.max+1e-9 {
+				t.Fatalf("slow replica got %.4f of requests, want %.2f..%.2f", got, tt.min, tt.max)
+			}
+			t.Logf("slow replica share %.4f", got)
+		})
 	}
 }

@@ -192,9 +192,17 @@ type Build struct {
 // Release is the release policy of a service.
 type Release struct {
 	Steps        []Percent `yaml:"steps"`
-	StepDuration Duration  `yaml:"step_duration"`
-	Analysis     Analysis  `yaml:"analysis"`
-	AutoPromote  *bool     `yaml:"auto_promote"`
+	StepDuration Duration  `yaml:"step_duration"` // minimum bake time per step
+	// MaxStepDuration ends a step that is still inconclusive; default 5 ×
+	// step_duration. What happens then is OnInconclusive.
+	MaxStepDuration Duration `yaml:"max_step_duration"`
+	// OnInconclusive is "pause" (default: wait for a person) or "rollback".
+	OnInconclusive string   `yaml:"on_inconclusive"`
+	Analysis       Analysis `yaml:"analysis"`
+	AutoPromote    *bool    `yaml:"auto_promote"`
+	// Controller turns the automatic release controller off for the
+	// service when false (operators move traffic by hand). Default true.
+	Controller *bool `yaml:"controller"`
 }
 
 // Analysis holds the judge's thresholds.
@@ -206,6 +214,8 @@ type Analysis struct {
 	MaxLatencyP99       Duration `yaml:"max_latency_p99"`
 	MaxLatencyDeviation Percent  `yaml:"max_latency_deviation"`
 	MaxUsersHarmed      int      `yaml:"max_users_harmed"`
+	// WarmUp ignores the first seconds after a canary starts.
+	WarmUp Duration `yaml:"warm_up"`
 }
 
 // LookupEnv finds an environment variable; os.LookupEnv in production.
@@ -263,3 +273,6 @@ func (r Retries) StableFallbackOn() bool { return r.StableFallback == nil || *r.
 
 // AutoPromoteOn reports whether a passing release promotes by itself.
 func (r Release) AutoPromoteOn() bool { return r.AutoPromote == nil || *r.AutoPromote }
+
+// ControllerOn reports whether the release controller drives the service.
+func (r Release) ControllerOn() bool { return r.Controller == nil || *r.Controller }

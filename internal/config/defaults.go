@@ -71,6 +71,10 @@ func (s *Service) applyDefaults() {
 		r.Steps = []Percent{5, 10, 30, 50, 75, 100}
 	}
 	setDur(&r.StepDuration, 2*time.Minute)
+	setDur(&r.MaxStepDuration, 5*r.StepDuration.D())
+	if r.OnInconclusive == "" {
+		r.OnInconclusive = "pause"
+	}
 	setDur(&r.Analysis.Interval, 10*time.Second)
 	setInt(&r.Analysis.MinSamples, 100)
 	if r.Analysis.MaxErrorRateDelta == 0 {

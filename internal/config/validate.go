@@ -202,6 +202,15 @@ func (r *Release) validate(p *problems, path string) {
 	if r.StepDuration <= 0 {
 		p.add(path+".step_duration", "must be positive")
 	}
+	if r.MaxStepDuration < r.StepDuration {
+		p.add(path+".max_step_duration", "%s is shorter than step_duration %s", r.MaxStepDuration.D(), r.StepDuration.D())
+	}
+	if r.OnInconclusive != "pause" && r.OnInconclusive != "rollback" {
+		p.add(path+".on_inconclusive", "%q is not pause or rollback", r.OnInconclusive)
+	}
+	if r.Analysis.WarmUp < 0 {
+		p.add(path+".analysis.warm_up", "must not be negative")
+	}
 	a := r.Analysis
 	if a.Interval <= 0 {
 		p.add(path+".analysis.interval", "must be positive")

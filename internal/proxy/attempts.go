@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/canaryd/canaryd/internal/balance"
+	"github.com/canaryd/canaryd/internal/judge"
 	"github.com/canaryd/canaryd/internal/metrics"
+	"github.com/canaryd/canaryd/internal/route"
 )
 
 // attempts is the Proxy seen as the ReverseProxy's Transport: it sends one
@@ -38,25 +40,19 @@ func (a *attempts) RoundTrip(out *http.Request) (*http.Response, error) {
 		x.endpoint = ep.Addr()
 		out.URL.Host = x.endpoint
 		out.Header[svc.BuildHeader] = x.build.HeaderValue
-		bm := x.build.Metrics
+		b := x.build
 		ep.Begin()
-		if bm != nil {
-			bm.Begin()
-		}
+		x.begin(b)
 		start := time.Now()
 		resp, err := a.upstream.RoundTrip(out)
 		if err != nil {
 			if out.Context().Err() != nil { // the client went away: nobody's fault
 				ep.EndNeutral()
-				if bm != nil {
-					bm.End(metrics.Outcome{Status: 499, Duration: time.Since(start), User: x.decision.Hash})
-				}
+				x.end(b, metrics.Outcome{Status: 499, Duration: time.Since(start), User: x.decision.Hash})
 				return nil, err
 			}
 			ep.End(false)
-			if bm != nil {
-				bm.End(metrics.Outcome{ConnErr: true, Duration: time.Since(start), User: x.decision.Hash})
-			}
+			x.end(b, metrics.Outcome{ConnErr: true, Duration: time.Since(start), User: x.decision.Hash})
 			if replayable && tries < svc.Attempts && svc.Budget.TryRetry() {
 				exclude = ep
 				continue
@@ -69,23 +65,19 @@ func (a *attempts) RoundTrip(out *http.Request) (*http.Response, error) {
 		}
 		ep.End(true)
 		if resp.StatusCode >= 500 && replayable && a.fallBack(x) {
-			if bm != nil {
-				bm.End(metrics.Outcome{Status: resp.StatusCode, Duration: time.Since(start), User: x.decision.Hash})
-			}
+			x.end(b, metrics.Outcome{Status: resp.StatusCode, Duration: time.Since(start), User: x.decision.Hash})
 			drain(resp.Body)
 			exclude, tries = nil, 0
 			continue
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
-			if bm != nil {
-				bm.End(metrics.Outcome{Status: resp.StatusCode, Duration: time.Since(start), User: x.decision.Hash})
-			}
+			x.end(b, metrics.Outcome{Status: resp.StatusCode, Duration: time.Since(start), User: x.decision.Hash})
 			if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && a.tracker != nil {
 				resp.Body = a.tracker.track(x, rwc)
 			}
 			return resp, nil
 		}
-		resp.Body = &measuredBody{rc: resp.Body, bm: bm, start: start, status: resp.StatusCode, user: x.decision.Hash, x: x}
+		resp.Body = &measuredBody{rc: resp.Body, b: b, start: start, status: resp.StatusCode, x: x}
 		return resp, nil
 	}
 }
@@ -120,11 +112,10 @@ func drain(rc io.ReadCloser) {
 // duration to the last byte and bytes written.
 type measuredBody struct {
 	rc     io.ReadCloser
-	bm     *metrics.BuildMetrics
+	b      *route.Build
 	x      *exchange
 	start  time.Time
 	status int
-	user   uint64
 	n      int64
 	done   atomic.Bool
 }
@@ -139,9 +130,42 @@ func (b *measuredBody) Close() error {
 	err := b.rc.Close()
 	if b.done.CompareAndSwap(false, true) {
 		b.x.bytesOut = b.n
-		if b.bm != nil {
-			b.bm.End(metrics.Outcome{Status: b.status, Duration: time.Since(b.start), BytesOut: b.n, User: b.user})
-		}
+		b.x.end(b.b, metrics.Outcome{Status: b.status, Duration: time.Since(b.start), BytesOut: b.n, User: b.x.decision.Hash})
 	}
 	return err
+}
+
+// judged reports whether an attempt on b is a sample for the judge: only
+// randomised traffic, and never the stable retry of the safety net (the
+// canary failure that caused it is judged).
+func (x *exchange) judged(b *route.Build) bool {
+	return b.Judged != nil && x.decision.Reason.Randomised() && (x.canary == nil || b == x.canary)
+}
+
+func (x *exchange) begin(b *route.Build) {
+	if b.Metrics != nil {
+		b.Metrics.Begin()
+	}
+	if x.judged(b) {
+		b.Judged.Begin()
+	}
+}
+
+// end records one attempt on b: all traffic in Metrics; samples also in
+// Judged and in the release's first-event tracker.
+func (x *exchange) end(b *route.Build, o metrics.Outcome) {
+	if b.Metrics != nil {
+		b.Metrics.End(o)
+	}
+	if !x.judged(b) {
+		return
+	}
+	b.Judged.End(o)
+	if t := x.svc.Analysis.Tracker(); t != nil {
+		side := judge.Stable
+		if b == x.svc.Canary {
+			side = judge.Canary
+		}
+		t.Observe(o.User, side, o.ConnErr || o.Status >= 500, o.Duration)
+	}
 }

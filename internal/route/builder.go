@@ -61,12 +61,15 @@ func StatesFromConfig(c *config.Config) map[string]State {
 // endpoint pools (health, in-flight counts, ejections) and retry budgets —
 // so a rebuild changes routing without losing them. Safe for concurrent use.
 type Builder struct {
-	Metrics *metrics.Registry
+	// Metrics counts all traffic; Judged only randomised traffic, for the
+	// judge. Either may be nil.
+	Metrics, Judged *metrics.Registry
 
 	mu      sync.Mutex
 	version uint64
-	pools   map[string]*balance.Pool
-	budgets map[string]*RetryBudget
+	pools    map[string]*balance.Pool
+	budgets  map[string]*RetryBudget
+	analyses map[string]*Analysis
 	// NewPool creates a service's pool; nil uses balance.NewPool with the
 	// service's passive-ejection settings.
 	NewPool func(s *config.Service) *balance.Pool
@@ -79,6 +82,25 @@ func (b *Builder) Pool(service string) *balance.Pool {
 	return b.pools[service]
 }
 
+// Analysis returns the analysis feed of a service, creating it if needed.
+func (b *Builder) Analysis(service string) *Analysis {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.analysis(service)
+}
+
+func (b *Builder) analysis(service string) *Analysis {
+	if b.analyses == nil {
+		b.analyses = map[string]*Analysis{}
+	}
+	a := b.analyses[service]
+	if a == nil {
+		a = &Analysis{}
+		b.analyses[service] = a
+	}
+	return a
+}
+
 // Build compiles a Table from the config and the services' states. A
 // service missing from states has no builds. It returns an error, and no
 // Table, when a state is inconsistent with the config.
@@ -88,6 +110,7 @@ func (b *Builder) Build(c *config.Config, states map[string]State) (*Table, erro
 	if b.pools == nil {
 		b.pools = map[string]*balance.Pool{}
 		b.budgets = map[string]*RetryBudget{}
+		b.analyses = map[string]*Analysis{}
 	}
 	t := &Table{}
 	trusted := prefixes(c.Proxy.TrustedProxies)
@@ -141,7 +164,7 @@ func (b *Builder) service(sc *config.Service, st State, trusted []netip.Prefix) 
 		StripPrefix: sc.Match.StripPrefix, Rules: rules, AnonymousCookie: sc.User.AnonymousCookie,
 		BuildHeader: http.CanonicalHeaderKey(sc.BuildHeader), ExposeBuild: sc.ExposeBuild,
 		Attempts: sc.Retries.Attempts, StableFallback: sc.Retries.StableFallbackOn(),
-		Budget: budget, TrustedProxies: trusted,
+		Budget: budget, TrustedProxies: trusted, Analysis: b.analysis(sc.Name),
 	}
 	for _, src := range sc.User.Sources {
 		s.Sources = append(s.Sources, compileSource(src))
@@ -179,6 +202,10 @@ func (b *Builder) build(sc *config.Service, pool *balance.Pool, bs *BuildState, 
 	if b.Metrics != nil {
 		out.Metrics = b.Metrics.Build(sc.Name, bs.ID)
 		out.Metrics.SetState(state)
+	}
+	if b.Judged != nil {
+		out.Judged = b.Judged.Build(sc.Name, bs.ID)
+		out.Judged.SetState(state)
 	}
 	return out, nil
 }

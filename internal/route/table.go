@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/canaryd/canaryd/internal/balance"
+	"github.com/canaryd/canaryd/internal/judge"
 	"github.com/canaryd/canaryd/internal/metrics"
 	"github.com/canaryd/canaryd/internal/route/cohort"
 )
@@ -48,13 +49,30 @@ type Service struct {
 	Budget *RetryBudget
 	// TrustedProxies may set forwarding headers.
 	TrustedProxies []netip.Prefix
+	// Analysis collects what the release controller judges; shared by every
+	// Table of the service.
+	Analysis *Analysis
 }
+
+// Analysis is the data plane's feed to the release controller for one
+// service: the per-user first-event tracker of the running release (nil
+// when no release is judged). It survives Table rebuilds.
+type Analysis struct{ tracker atomic.Pointer[judge.Tracker] }
+
+// SetTracker installs the tracker of a new release, or nil.
+func (a *Analysis) SetTracker(t *judge.Tracker) { a.tracker.Store(t) }
+
+// Tracker returns the current tracker or nil.
+func (a *Analysis) Tracker() *judge.Tracker { return a.tracker.Load() }
 
 // Build is one routable build of a service.
 type Build struct {
 	ID, Version, State string
 	Endpoints          *balance.Set
 	Metrics            *metrics.BuildMetrics
+	// Judged counts only randomised traffic (no overrides, lists, segment
+	// rules or safety-net retries): what the judge may compare.
+	Judged *metrics.BuildMetrics
 	// HeaderValue is the value sent in the build header ([]string so the
 	// proxy can assign it without allocating).
 	HeaderValue []string

@@ -21,6 +21,7 @@ import (
 	"github.com/canaryd/canaryd/internal/control"
 	"github.com/canaryd/canaryd/internal/metrics"
 	"github.com/canaryd/canaryd/internal/proxy"
+	"github.com/canaryd/canaryd/internal/release"
 	"github.com/canaryd/canaryd/internal/route"
 )
 
@@ -28,6 +29,8 @@ import (
 type Server struct {
 	log     *slog.Logger
 	metrics *metrics.Registry
+	judged  *metrics.Registry
+	release *release.Controller
 	builder *route.Builder
 	routes  route.Holder
 	tracker *proxy.Tracker
@@ -60,7 +63,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.metrics = metrics.New(metrics.Options{})
-	s.builder = &route.Builder{Metrics: s.metrics}
+	s.judged = metrics.New(metrics.Options{NoRuntimeMetrics: true})
+	s.builder = &route.Builder{Metrics: s.metrics, Judged: s.judged}
 	if err := s.plane.Sync(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -74,6 +78,14 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	}
 	s.states = states
 	s.routes.Publish(t)
+	s.release = release.New(release.Options{
+		Plane:    s.plane,
+		Config:   s.config,
+		Judged:   s.judged,
+		Analysis: s.builder.Analysis,
+		Holder:   holderID(),
+		Logger:   s.log,
+	})
 
 	accessLog, closer, err := openAccessLog(cfg.AccessLog.Path)
 	if err != nil {
@@ -170,6 +182,8 @@ func (s *Server) Run(ctx context.Context) error {
 		start("admin", func() error { return s.admin.Serve(s.adminLn) })
 	}
 	start("metrics", func() error { return s.metrics.Run(ctx) })
+	start("judged metrics", func() error { return s.judged.Run(ctx) })
+	start("release controller", func() error { return s.release.Run(ctx) })
 	start("routing", func() error { return s.followStore(ctx) })
 	s.mu.Lock()
 	services := len(s.cfg.Services)
@@ -263,6 +277,18 @@ func (s *Server) rebuild(ctx context.Context, cfg *config.Config, force bool) er
 	s.routes.Publish(t)
 	s.log.Debug("routing published", "version", t.Version)
 	return nil
+}
+
+func (s *Server) config() *config.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// holderID names this process for the controller lease.
+func holderID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // Plane returns the control plane.

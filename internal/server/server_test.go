@@ -86,6 +86,7 @@ services:
     builds:
       - {id: "41", state: stable, endpoints: [%s]}
       - {id: "42", state: canary, traffic: %d, endpoints: [%s]}
+    release: {controller: false}
 `
 
 // Through real sockets: at 10 % about a tenth of 4 000 users land on the

@@ -28,8 +28,12 @@ var ErrNotFound = errors.New("not found")
 
 // ErrConflict reports a write that contradicts what is stored: a revision
 // that is no longer current, a record that already exists, a second stable
-// or canary build, a lease held by someone else. The transaction stays
-// usable after a Tx method returns ErrConflict, so fn may try something else.
+// or canary build, a lease held by someone else, or (from Update) a
+// transaction that kept losing races with concurrent writers. The stores
+// check before they write, so the transaction stays usable after a Tx method
+// returns ErrConflict and fn may try something else; only a race the check
+// could not see surfaces as a constraint error, also wrapped as ErrConflict,
+// after which PostgreSQL refuses further statements in that transaction.
 var ErrConflict = errors.New("conflict")
 
 // ErrInvalid reports a record that cannot be stored as given (an empty key,
@@ -43,13 +47,16 @@ type Store interface {
 	// Update runs fn in one read-write transaction and commits it if fn
 	// returns nil. If fn returns an error, nothing fn wrote is kept (no state
 	// change, no event, no change notification) and Update returns fn's
-	// error unchanged, so errors.Is works on it.
+	// error unchanged, so errors.Is works on it. (PostgreSQL only: a
+	// transaction that still loses serialization races after many retries
+	// fails with an error wrapping ErrConflict.)
 	//
 	// fn may be called more than once when the implementation retries a
 	// transaction that lost a race with a concurrent writer (PostgreSQL
 	// serialization failures), so it must not have side effects outside tx
 	// and must compute everything it writes from what it reads through tx.
-	// tx must not be used after fn returns.
+	// tx must not be used after fn returns, and fn must not call the Store
+	// itself (SQLite's single writer connection would deadlock).
 	Update(ctx context.Context, fn func(tx Tx) error) error
 
 	// View runs fn in a read-only transaction that sees one consistent
@@ -63,8 +70,11 @@ type Store interface {
 	//
 	// Delivery never blocks writers: a subscriber that falls too far behind
 	// gets one ChangeResync instead of the changes it missed, after which it
-	// must reload what it cares about. A change committed while Subscribe is
-	// running may or may not be delivered, so subscribe first, then load.
+	// must reload what it cares about; the same happens when a PostgreSQL
+	// listening connection had to reconnect. Every change committed after
+	// Subscribe returns is delivered (or covered by a ChangeResync); one
+	// committed just before may be too, since PostgreSQL delivers
+	// asynchronously. So subscribe first, then load.
 	Subscribe(ctx context.Context) <-chan Change
 
 	// Close releases the store's connections and stops its background work.

@@ -11,7 +11,7 @@ import (
 	"github.com/canaryd/canaryd/internal/config"
 	"github.com/canaryd/canaryd/internal/control"
 	"github.com/canaryd/canaryd/internal/server"
-	"github.com/canaryd/canaryd/internal/store/open"
+	"github.com/canaryd/canaryd/internal/store/storeurl"
 	"github.com/spf13/cobra"
 )
 
@@ -36,7 +36,7 @@ func newServeCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			st, err := open.Store(ctx, cfg.Store, log)
+			st, err := storeurl.Open(ctx, cfg.Store, storeurl.Options{Logger: log})
 			if err != nil {
 				return err
 			}

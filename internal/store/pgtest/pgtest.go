@@ -95,7 +95,8 @@ func credential() (*syscall.Credential, error) {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+	// Groups empty: setgroups drops root's supplementary groups too.
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 // Start initialises and starts a new cluster. Stop it with Stop.
@@ -108,7 +109,13 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "canaryd-pg-")
+	// /tmp rather than $TMPDIR: the unprivileged user must be able to
+	// reach the directory, and the socket path must stay under 108 bytes.
+	base := ""
+	if fi, err := os.Stat("/tmp"); err == nil && fi.IsDir() {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "canaryd-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: temp dir: %w", err)
 	}

@@ -2,8 +2,8 @@ package pgtest
 
 import (
 	"errors"
-	"strings"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,7 +44,7 @@ func TestMigrations(t *testing.T) {
 		t.Fatalf("%d migrations; the upgrade test needs at least 2", len(ms))
 	}
 	for from := 0; from <= len(ms); from++ {
-		t.Run(strings.Repeat("v", 1)+string(rune('0'+from)), func(t *testing.T) {
+		t.Run(fmt.Sprintf("from_v%d", from), func(t *testing.T) {
 			ctx := t.Context()
 			path := filepath.Join(t.TempDir(), "canaryd.db")
 			if from > 0 {

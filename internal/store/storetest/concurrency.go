@@ -37,9 +37,9 @@ func testChangeFeed(t *testing.T, s store.Store, _ *Clock) {
 		return err
 	})
 	want := map[store.Change]bool{
-		{Kind: store.ChangeService, Service: "api"}:             true,
-		{Kind: store.ChangeBuild, Service: "api", Key: "7"}:     true,
-		{Kind: store.ChangeEndpoint, Service: "api", Key: "7"}:  true,
+		{Kind: store.ChangeService, Service: "api"}:               true,
+		{Kind: store.ChangeBuild, Service: "api", Key: "7"}:       true,
+		{Kind: store.ChangeEndpoint, Service: "api", Key: "7"}:    true,
 		{Kind: store.ChangeEvent, Service: "api", EventID: ev.ID}: true,
 	}
 	for name, ch := range map[string]<-chan store.Change{"a": a, "b": b} {
@@ -235,4 +235,57 @@ func testConcurrentLease(t *testing.T, s store.Store, _ *Clock) {
 	if won != 1 {
 		t.Fatalf("%d replicas acquired the lease, want exactly 1", won)
 	}
+}
+
+// testConcurrentStable: replicas racing to make different builds of one
+// service stable end with exactly one stable build; the losers get
+// ErrConflict, never a raw database error.
+func testConcurrentStable(t *testing.T, s store.Store, _ *Clock) {
+	const racers = 6
+	mustService(t, s, "api")
+	builds := make([]store.Build, racers)
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		for i := range builds {
+			var err error
+			if builds[i], err = tx.PutBuild(ctx, store.Build{Service: "api", ID: fmt.Sprint(i), State: store.StateDeployed}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	results := make(chan error, racers)
+	for _, b := range builds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- s.Update(t.Context(), func(tx store.Tx) error {
+				b.State = store.StateStable
+				_, err := tx.PutBuild(t.Context(), b)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	close(results)
+	won := 0
+	for err := range results {
+		switch {
+		case err == nil:
+			won++
+		case errors.Is(err, store.ErrConflict):
+		default:
+			t.Errorf("PutBuild stable: %v", err)
+		}
+	}
+	view(t, s, func(ctx context.Context, r store.Reader) error {
+		bs, err := r.ListBuilds(ctx, store.BuildFilter{Service: "api", States: []store.BuildState{store.StateStable}})
+		if err != nil {
+			return err
+		}
+		if won != 1 || len(bs) != 1 {
+			t.Errorf("%d racers won, %d stable builds; want exactly 1 of each", won, len(bs))
+		}
+		return nil
+	})
 }

@@ -478,7 +478,9 @@ func testOutbox(t *testing.T, s store.Store, _ *Clock) {
 		return nil
 	})
 	// A dead item can be retried by hand.
-	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.MarkRetry(ctx, c.ID, later, "retried by operator") })
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		return tx.MarkRetry(ctx, c.ID, later, "retried by operator")
+	})
 	update(t, s, func(ctx context.Context, tx store.Tx) error {
 		if err := tx.MarkDead(ctx, c.ID, later, "still gone"); err != nil {
 			return err

@@ -369,10 +369,13 @@ func testEndpoints(t *testing.T, s store.Store, clock *Clock) {
 // testRollback: fn returning an error leaves no state, no event and no
 // change, and Update returns fn's error itself.
 func testRollback(t *testing.T, s store.Store, _ *Clock) {
-	svc := mustService(t, s, "api")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	changes := s.Subscribe(ctx)
+	svc := mustService(t, s, "api")
+	if c := next(t, changes); c.Kind != store.ChangeService || c.Service != "api" {
+		t.Fatalf("first change = %+v, want service api", c)
+	}
 	boom := errors.New("boom")
 	err := s.Update(t.Context(), func(tx store.Tx) error {
 		svc.Traffic = 50
@@ -454,7 +457,10 @@ func testInvalid(t *testing.T, s store.Store, _ *Clock) {
 		fn   func(tx store.Tx) error
 	}{
 		{"service no name", func(tx store.Tx) error { _, err := tx.PutService(ctx, store.Service{}); return err }},
-		{"service traffic 101", func(tx store.Tx) error { _, err := tx.PutService(ctx, store.Service{Name: "x", Traffic: 101}); return err }},
+		{"service traffic 101", func(tx store.Tx) error {
+			_, err := tx.PutService(ctx, store.Service{Name: "x", Traffic: 101})
+			return err
+		}},
 		{"event no type", func(tx store.Tx) error { _, err := tx.AppendEvent(ctx, event.Event{Service: "api"}); return err }},
 		{"event bad json", func(tx store.Tx) error {
 			_, err := tx.AppendEvent(ctx, event.Event{Service: "api", Type: event.Test, Before: []byte("{")})
@@ -464,7 +470,10 @@ func testInvalid(t *testing.T, s store.Store, _ *Clock) {
 			_, err := tx.PutRelease(ctx, store.Release{ID: "r", Service: "api", Status: "later"})
 			return err
 		}},
-		{"policy bad json", func(tx store.Tx) error { _, err := tx.PutPolicy(ctx, store.Policy{Service: "api", Spec: []byte("nope")}); return err }},
+		{"policy bad json", func(tx store.Tx) error {
+			_, err := tx.PutPolicy(ctx, store.Policy{Service: "api", Spec: []byte("nope")})
+			return err
+		}},
 		{"channel no kind", func(tx store.Tx) error { _, err := tx.PutAlertChannel(ctx, store.AlertChannel{ID: "c"}); return err }},
 		{"lease no holder", func(tx store.Tx) error { _, err := tx.AcquireLease(ctx, "l", "", time.Second, t0); return err }},
 		{"lease zero ttl", func(tx store.Tx) error { _, err := tx.AcquireLease(ctx, "l", "a", 0, t0); return err }},

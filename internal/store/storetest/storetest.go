@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentEventsNoGaps", testConcurrentEventsNoGaps},
 		{"ConcurrentLease", testConcurrentLease},
+		{"ConcurrentStable", testConcurrentStable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -83,8 +83,8 @@ func (f *Feed) pump(ctx context.Context, s *subscriber) {
 }
 
 // Publish queues changes for every subscriber. It never blocks on a
-// subscriber: one that has more than maxQueue changes waiting loses them
-// and gets a single ChangeResync instead.
+// subscriber: one that would have more than maxQueue changes waiting loses
+// its backlog and gets a single ChangeResync in its place.
 func (f *Feed) Publish(changes ...store.Change) {
 	if len(changes) == 0 {
 		return
@@ -93,9 +93,13 @@ func (f *Feed) Publish(changes ...store.Change) {
 	defer f.mu.Unlock()
 	for s := range f.subs {
 		s.mu.Lock()
-		if len(s.queue)+len(changes) > maxQueue {
+		switch {
+		case len(changes) >= maxQueue:
 			s.queue = append(s.queue[:0], store.Change{Kind: store.ChangeResync})
-		} else {
+		case len(s.queue)+len(changes) > maxQueue:
+			// The backlog becomes one resync; the new changes follow it.
+			s.queue = append(append(s.queue[:0], store.Change{Kind: store.ChangeResync}), changes...)
+		default:
 			s.queue = append(s.queue, changes...)
 		}
 		s.mu.Unlock()

@@ -50,20 +50,23 @@ func invalid(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, store.ErrInvalid, err)
 }
 
-// one runs a query expected to return at most one row and scans it.
+// one runs a query expected to return at most one row and scans it. It
+// closes the rows before checking their error, since pgx reports some
+// statement errors only then.
 func (t *Tx) one(ctx context.Context, q string, args []any, dest ...any) (bool, error) {
 	rows, err := t.c.Query(ctx, q, args...)
 	if err != nil {
 		return false, err
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		return false, rows.Err()
+	found := rows.Next()
+	if found {
+		err = rows.Scan(dest...)
 	}
-	if err := rows.Scan(dest...); err != nil {
-		return false, err
+	rows.Close()
+	if err == nil {
+		err = rows.Err()
 	}
-	return true, nil
+	return found && err == nil, err
 }
 
 // exists reports whether q returns a row.
@@ -225,3 +228,5 @@ func (t *Tx) DeleteService(ctx context.Context, name string, revision int64) err
 	t.note(store.Change{Kind: store.ChangeService, Service: name})
 	return nil
 }
+
+var _ store.Tx = (*Tx)(nil)
