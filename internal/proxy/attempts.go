@@ -30,13 +30,14 @@ func (a *attempts) RoundTrip(out *http.Request) (*http.Response, error) {
 	for {
 		tries++
 		x.attempts++
-		ep, _ := x.build.Endpoints.Pick(exclude)
+		ep, fallback := x.build.Endpoints.Pick(exclude)
 		if ep == nil {
 			if exclude == nil {
 				return nil, errNoEndpoint
 			}
-			ep, _ = x.build.Endpoints.Pick(nil) // a single endpoint: retry it
+			ep, fallback = x.build.Endpoints.Pick(nil) // a single endpoint: retry it
 		}
+		x.unhealthy = fallback
 		x.endpoint = ep.Addr()
 		out.URL.Host = x.endpoint
 		out.Header[svc.BuildHeader] = x.build.HeaderValue

@@ -121,6 +121,9 @@ type exchange struct {
 	bytesOut int64
 	errKind  string
 	attempts int
+	// unhealthy: the last attempt went to an endpoint picked although none
+	// was available (failing checks or ejected).
+	unhealthy bool
 }
 
 // ServeHTTP routes and forwards one request.
@@ -213,6 +216,8 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		status, msg = http.StatusServiceUnavailable, "the build has no endpoint"
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		status, msg = 499, "the client went away"
+	case x.unhealthy:
+		status, msg = http.StatusServiceUnavailable, "no healthy endpoint: "+x.build.Endpoints.Status().String()
 	case isTimeout(err):
 		status, msg = http.StatusGatewayTimeout, "the upstream did not answer in time"
 	}

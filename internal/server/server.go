@@ -19,6 +19,7 @@ import (
 
 	"github.com/canaryd/canaryd/internal/config"
 	"github.com/canaryd/canaryd/internal/control"
+	"github.com/canaryd/canaryd/internal/health"
 	"github.com/canaryd/canaryd/internal/metrics"
 	"github.com/canaryd/canaryd/internal/proxy"
 	"github.com/canaryd/canaryd/internal/release"
@@ -31,6 +32,7 @@ type Server struct {
 	metrics *metrics.Registry
 	judged  *metrics.Registry
 	release *release.Controller
+	health  *health.Checker
 	builder *route.Builder
 	routes  route.Holder
 	tracker *proxy.Tracker
@@ -65,6 +67,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	s.metrics = metrics.New(metrics.Options{})
 	s.judged = metrics.New(metrics.Options{NoRuntimeMetrics: true})
 	s.builder = &route.Builder{Metrics: s.metrics, Judged: s.judged}
+	s.health = health.NewChecker(health.Options{Logger: s.log})
 	if err := s.plane.Sync(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -78,6 +81,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	}
 	s.states = states
 	s.routes.Publish(t)
+	if err := s.checkHealth(cfg, t); err != nil {
+		return nil, err
+	}
 	s.release = release.New(release.Options{
 		Plane:    s.plane,
 		Config:   s.config,
@@ -183,6 +189,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	start("metrics", func() error { return s.metrics.Run(ctx) })
 	start("judged metrics", func() error { return s.judged.Run(ctx) })
+	start("health checks", func() error { return s.health.Run(ctx) })
 	start("release controller", func() error { return s.release.Run(ctx) })
 	start("routing", func() error { return s.followStore(ctx) })
 	s.mu.Lock()
@@ -276,7 +283,35 @@ func (s *Server) rebuild(ctx context.Context, cfg *config.Config, force bool) er
 	s.states = states
 	s.routes.Publish(t)
 	s.log.Debug("routing published", "version", t.Version)
-	return nil
+	return s.checkHealth(cfg, t)
+}
+
+// checkHealth points the active health checks at the endpoints of every
+// routed build of the services that configure a health path.
+func (s *Server) checkHealth(cfg *config.Config, t *route.Table) error {
+	var targets []health.Target
+	for i := range cfg.Services {
+		sc := &cfg.Services[i]
+		svc := t.Service(sc.Name)
+		if sc.Health.Path == "" || svc == nil {
+			continue
+		}
+		check := health.Active{Path: sc.Health.Path, Interval: sc.Health.Interval.D(), Timeout: sc.Health.Timeout.D(),
+			HealthyThreshold: sc.Health.HealthyThreshold, UnhealthyThreshold: sc.Health.UnhealthyThreshold}
+		seen := map[string]bool{}
+		for _, b := range []*route.Build{svc.Stable, svc.Canary} {
+			if b == nil {
+				continue
+			}
+			for _, ep := range b.Endpoints.Endpoints() {
+				if !seen[ep.Addr()] {
+					seen[ep.Addr()] = true
+					targets = append(targets, health.Target{Endpoint: ep, Check: check, Service: sc.Name})
+				}
+			}
+		}
+	}
+	return s.health.SetTargets(targets)
 }
 
 func (s *Server) config() *config.Config {
