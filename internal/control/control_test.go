@@ -139,8 +139,7 @@ func TestLifecycleTable(t *testing.T) {
 				}
 			}
 			before := states(t, p)
-			var evBefore int
-			evBefore = countEvents(t, p)
+			evBefore := countEvents(t, p)
 			err := tc.do(p)
 			if tc.wantErr == "" && err != nil {
 				t.Fatalf("unexpected error: %v", err)
