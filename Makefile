@@ -4,7 +4,7 @@ GO        ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export GOFLAGS := -buildvcs=true
 
-.PHONY: all build test deps vet lint demo bench fuzz clean
+.PHONY: all build test deps vet lint demo demo-faulty bench fuzz clean
 
 all: build
 
@@ -22,6 +22,14 @@ lint:
 
 test: deps vet lint
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# A canary release end to end: a healthy canary is promoted step by step.
+demo:
+	$(GO) run ./cmd/canaryd demo
+
+# The same with a failing canary: rolled back automatically.
+demo-faulty:
+	$(GO) run ./cmd/canaryd demo --faulty
 
 # Benchmarks of the request path (figures in docs/benchmarks.md).
 bench:

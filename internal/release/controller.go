@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/canaryd/canaryd/internal/config"
@@ -55,8 +56,48 @@ type Options struct {
 // holds the lease acts.
 type Controller struct {
 	o        Options
-	releases map[string]*running // by service
+	releases map[string]*running // by service; only Run's goroutine touches it
 	leader   bool
+
+	mu     sync.Mutex
+	status map[string]Status // published copies for readers
+}
+
+// Status is a running release as readers (API, demo, compare) see it.
+type Status struct {
+	Release   store.Release  `json:"release"`
+	Step      int            `json:"step"` // index into Steps; -1 before the first
+	Steps     []float64      `json:"steps"`
+	StepStart time.Time      `json:"step_start"`
+	Verdict   *judge.Verdict `json:"verdict,omitempty"`
+	Exposed   float64        `json:"users_exposed"`
+	Harmed    float64        `json:"users_harmed"`
+	Waiting   bool           `json:"waiting_for_promote,omitempty"`
+}
+
+// Status returns the release of a service that this replica is running, if
+// any. Safe for concurrent use.
+func (c *Controller) Status(service string) (Status, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.status[service]
+	return st, ok
+}
+
+func (c *Controller) publish(service string, rel *running) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.status == nil {
+		c.status = map[string]Status{}
+	}
+	if rel == nil {
+		delete(c.status, service)
+		return
+	}
+	rec := rel.rec
+	rec.State = nil
+	c.status[service] = Status{Release: rec, Step: rel.st.Step, Steps: rel.st.Policy.Steps, StepStart: rel.st.StepStart,
+		Verdict: rel.st.Verdict, Exposed: rel.st.Exposed, Harmed: rel.st.Harmed, Waiting: rel.st.Waiting}
 }
 
 // running is one release in memory.
@@ -149,6 +190,7 @@ func (c *Controller) Step(ctx context.Context) error {
 		if err := c.service(ctx, sc, now); err != nil {
 			errs = append(errs, fmt.Errorf("service %q: %w", sc.Name, err))
 		}
+		c.publish(sc.Name, c.releases[sc.Name])
 	}
 	return errors.Join(errs...)
 }
@@ -161,6 +203,9 @@ func (c *Controller) forget() {
 		_ = r
 	}
 	c.releases = map[string]*running{}
+	c.mu.Lock()
+	c.status = nil
+	c.mu.Unlock()
 }
 
 // resign releases the lease on shutdown so another replica takes over at once.

@@ -326,6 +326,9 @@ func holderID() string {
 	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
+// Releases returns the release controller.
+func (s *Server) Releases() *release.Controller { return s.release }
+
 // Plane returns the control plane.
 func (s *Server) Plane() *control.Plane { return s.plane }
 

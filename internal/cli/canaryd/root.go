@@ -21,7 +21,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newValidateCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newValidateCmd(), newVersionCmd(), newDemoCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "canaryd:", err)
 		if isUsage(err) {
