@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"strings"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -74,7 +75,10 @@ func (a *attempts) RoundTrip(out *http.Request) (*http.Response, error) {
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			x.end(b, metrics.Outcome{Status: resp.StatusCode, Duration: time.Since(start), User: x.decision.Hash})
 			if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && a.tracker != nil {
-				resp.Body = a.tracker.track(x, rwc)
+				w := newWSConn(rwc, a.tracker, strings.EqualFold(resp.Header.Get("Upgrade"), "websocket"))
+				w.c = x.track(b, w.requestClose)
+				a.tracker.add(w.c)
+				resp.Body = w
 			}
 			return resp, nil
 		}

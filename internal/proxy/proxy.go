@@ -16,6 +16,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/canaryd/canaryd/internal/config"
@@ -124,6 +125,15 @@ type exchange struct {
 	// unhealthy: the last attempt went to an endpoint picked although none
 	// was available (failing checks or ejected).
 	unhealthy bool
+	key       string
+	req       *http.Request
+}
+
+// track describes x for the Tracker; end closes the connection.
+func (x *exchange) track(b *route.Build, end func()) *tracked {
+	var once sync.Once
+	return &tracked{service: x.svc.Name, build: b.ID, key: x.key, client: x.client, req: x.req,
+		end: func() { once.Do(end) }}
 }
 
 // ServeHTTP routes and forwards one request.
@@ -158,6 +168,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				MaxAge: 365 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
 		}
 	}
+	x.key, x.req = key, r
 	x.decision = svc.Rules.Decide(r, key, x.client, svc.Canary != nil)
 	x.build = svc.Stable
 	if x.decision.Canary {
@@ -170,8 +181,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	svc.Budget.Request()
 	sw := &statusWriter{ResponseWriter: w}
-	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, x)))
+	ctx := context.WithValue(r.Context(), ctxKey{}, x)
+	if p.tracker != nil && acceptsEventStream(r) {
+		// An event stream may live for hours: track it so a user moved to
+		// another build is disconnected (and reconnects) promptly.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		c := x.track(x.build, cancel)
+		p.tracker.add(c)
+		defer p.tracker.remove(c)
+	}
+	p.rp.ServeHTTP(sw, r.WithContext(ctx))
 	p.logAccess(r, x, sw.status)
+}
+
+func acceptsEventStream(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {

@@ -61,6 +61,7 @@ type Options struct {
 // reported before anything runs.
 func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	s := &Server{log: o.Logger, cfg: cfg, tracker: proxy.NewTracker(), plane: o.Plane}
+	s.tracker.Rate = cfg.Proxy.MoveRate
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -190,6 +191,7 @@ func (s *Server) Run(ctx context.Context) error {
 	start("metrics", func() error { return s.metrics.Run(ctx) })
 	start("judged metrics", func() error { return s.judged.Run(ctx) })
 	start("health checks", func() error { return s.health.Run(ctx) })
+	start("connection mover", func() error { return s.tracker.Run(ctx, &s.routes) })
 	start("release controller", func() error { return s.release.Run(ctx) })
 	start("routing", func() error { return s.followStore(ctx) })
 	s.mu.Lock()
