@@ -48,6 +48,9 @@ type Plane struct {
 	store store.Store
 	now   func() time.Time
 	log   *slog.Logger
+	// expect is the service revision operations require (IfRevision); 0:
+	// no check.
+	expect int64
 }
 
 // Options configure New.

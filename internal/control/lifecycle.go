@@ -26,7 +26,7 @@ type StartOptions struct {
 // already has one changes stable only by promoting a canary.
 func (p *Plane) SetStable(ctx context.Context, actor Actor, service, id, reason string) (event.Event, error) {
 	const op = "set stable"
-	return p.change(ctx, actor, func(tx store.Tx) (*event.Event, error) {
+	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
 		l, err := load(ctx, tx, service)
 		if err != nil {
 			return nil, err
@@ -54,7 +54,7 @@ func (p *Plane) SetStable(ctx context.Context, actor Actor, service, id, reason 
 // StartCanary makes a deployed build the service's canary at o.Traffic.
 func (p *Plane) StartCanary(ctx context.Context, actor Actor, service, id string, o StartOptions) (event.Event, error) {
 	const op = "start canary"
-	return p.change(ctx, actor, func(tx store.Tx) (*event.Event, error) {
+	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
 		if err := checkPercent(op, o.Traffic); err != nil {
 			return nil, err
 		}
@@ -115,7 +115,7 @@ func (p *Plane) StartCanary(ctx context.Context, actor Actor, service, id string
 // cohort; lowering it only removes them.
 func (p *Plane) SetTraffic(ctx context.Context, actor Actor, service string, traffic float64, reason string) (event.Event, error) {
 	const op = "set traffic"
-	return p.change(ctx, actor, func(tx store.Tx) (*event.Event, error) {
+	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
 		if err := checkPercent(op, traffic); err != nil {
 			return nil, err
 		}
@@ -144,7 +144,7 @@ func (p *Plane) SetTraffic(ctx context.Context, actor Actor, service string, tra
 // Promote makes the canary stable; the old stable goes back to deployed.
 func (p *Plane) Promote(ctx context.Context, actor Actor, service, reason string) (event.Event, error) {
 	const op = "promote"
-	return p.change(ctx, actor, func(tx store.Tx) (*event.Event, error) {
+	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
 		l, err := load(ctx, tx, service)
 		if err != nil {
 			return nil, err
@@ -180,7 +180,7 @@ func (p *Plane) Promote(ctx context.Context, actor Actor, service, reason string
 // deployed.
 func (p *Plane) Rollback(ctx context.Context, actor Actor, service, reason string) (event.Event, error) {
 	const op = "rollback"
-	return p.change(ctx, actor, func(tx store.Tx) (*event.Event, error) {
+	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
 		l, err := load(ctx, tx, service)
 		if err != nil {
 			return nil, err
@@ -211,7 +211,7 @@ func (p *Plane) SetPaused(ctx context.Context, actor Actor, service string, paus
 	if paused {
 		op, typ = "pause", event.Paused
 	}
-	return p.change(ctx, actor, func(tx store.Tx) (*event.Event, error) {
+	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
 		l, err := load(ctx, tx, service)
 		if err != nil {
 			return nil, err
@@ -237,7 +237,7 @@ func (p *Plane) SetPaused(ctx context.Context, actor Actor, service string, paus
 // deleted.
 func (p *Plane) DeleteBuild(ctx context.Context, actor Actor, service, id, reason string) (event.Event, error) {
 	const op = "delete build"
-	return p.change(ctx, actor, func(tx store.Tx) (*event.Event, error) {
+	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
 		b, err := getBuild(ctx, tx, service, id)
 		if err != nil {
 			return nil, err
@@ -258,7 +258,7 @@ func (p *Plane) DeleteBuild(ctx context.Context, actor Actor, service, id, reaso
 // It is refused while a canary takes traffic: that would swap its users.
 func (p *Plane) FreshCohort(ctx context.Context, actor Actor, service, reason string) (event.Event, error) {
 	const op = "fresh cohort"
-	return p.change(ctx, actor, func(tx store.Tx) (*event.Event, error) {
+	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
 		l, err := load(ctx, tx, service)
 		if err != nil {
 			return nil, err
@@ -284,7 +284,7 @@ func (p *Plane) FreshCohort(ctx context.Context, actor Actor, service, reason st
 // ResetCohorts forgets the windows of earlier canaries, so fresh cohorts
 // may use every bucket again. The current canary's window is kept.
 func (p *Plane) ResetCohorts(ctx context.Context, actor Actor, service, reason string) (event.Event, error) {
-	return p.change(ctx, actor, func(tx store.Tx) (*event.Event, error) {
+	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
 		l, err := load(ctx, tx, service)
 		if err != nil {
 			return nil, err

@@ -2,6 +2,9 @@ package server
 
 import (
 	"net/http"
+
+	"github.com/canaryd/canaryd/internal/api"
+	"github.com/canaryd/canaryd/internal/config"
 )
 
 // adminHandler serves the admin listener: health, readiness and metrics.
@@ -12,8 +15,24 @@ func (s *Server) adminHandler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		cfg := s.config()
+		h := s.metrics.Handler()
+		if cfg.Admin.MetricsAuth {
+			h = api.RequireToken(cfg.Admin.Tokens, h)
+		}
+		h.ServeHTTP(w, r)
+	})
+	mux.Handle(api.Prefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*s.api.Load()).ServeHTTP(w, r)
+	}))
 	return mux
+}
+
+// setAPI builds the admin API for cfg's tokens; Reload calls it again.
+func (s *Server) setAPI(cfg *config.Config) {
+	h := api.New(api.Options{Plane: s.plane, Tokens: cfg.Admin.Tokens, Logger: s.log, Done: s.streams})
+	s.api.Store(&h)
 }
 
 // readyz answers 200 when every service has a stable build with at least

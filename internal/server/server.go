@@ -15,6 +15,7 @@ import (
 	"os"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/canaryd/canaryd/internal/config"
@@ -38,6 +39,10 @@ type Server struct {
 	tracker *proxy.Tracker
 
 	plane *control.Plane
+	// api serves /api/v1; Reload replaces it so token changes apply.
+	api atomic.Pointer[http.Handler]
+	// streams is closed at shutdown: it ends the admin API's event streams.
+	streams chan struct{}
 
 	mu     sync.Mutex
 	cfg    *config.Config
@@ -129,6 +134,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 			s.dataLn.Close()
 			return nil, err
 		}
+		s.streams = make(chan struct{})
+		s.setAPI(cfg)
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	}
@@ -205,6 +212,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	cancel()
+	if s.streams != nil {
+		close(s.streams)
+	}
 	s.mu.Lock()
 	timeout := s.cfg.Proxy.ShutdownTimeout.D()
 	s.mu.Unlock()
@@ -240,6 +250,9 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	s.cfg = cfg
+	if s.admin != nil {
+		s.setAPI(cfg)
+	}
 	return nil
 }
 
