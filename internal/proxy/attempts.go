@@ -2,8 +2,8 @@ package proxy
 
 import (
 	"io"
-	"strings"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 

@@ -65,8 +65,8 @@ type Builder struct {
 	// judge. Either may be nil.
 	Metrics, Judged *metrics.Registry
 
-	mu      sync.Mutex
-	version uint64
+	mu       sync.Mutex
+	version  uint64
 	pools    map[string]*balance.Pool
 	budgets  map[string]*RetryBudget
 	analyses map[string]*Analysis
