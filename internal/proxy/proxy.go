@@ -72,8 +72,11 @@ func New(o Options) *Proxy {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		FlushInterval:  -1, // flush as data comes: SSE, streaming APIs
-		BufferPool:     newBufferPool(),
+		// FlushInterval 0: a response of known length goes out in one write;
+		// event streams and responses of unknown length are flushed as
+		// they come (the ReverseProxy does that by itself).
+		FlushInterval: 0,
+		BufferPool:    newBufferPool(),
 	}
 	return p
 }

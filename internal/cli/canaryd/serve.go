@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/canaryd/canaryd/internal/config"
@@ -16,7 +17,7 @@ import (
 )
 
 func newServeCmd() *cobra.Command {
-	var path, logLevel string
+	var path, logLevel, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run the gateway: SIGHUP reloads the config, SIGTERM drains and stops",
@@ -30,6 +31,17 @@ func newServeCmd() *cobra.Command {
 				return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)}
 			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
@@ -69,5 +81,6 @@ func newServeCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "config file (YAML)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for tuning)")
 	return cmd
 }
