@@ -273,8 +273,9 @@ services: [{name: api, builds: [{id: "1", state: stable, endpoints: [%s]}]}]
 	}
 }
 
-// Smuggling defences stay the standard library's: a request with both
-// Content-Length and Transfer-Encoding is refused before routing.
+// Smuggling defences stay the standard library's: a request whose framing
+// is ambiguous (Content-Length with a chain of transfer codings) is refused
+// before routing.
 func TestAmbiguousFramingRefused(t *testing.T) {
 	hits := 0
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
@@ -288,7 +289,7 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 	fmt.Fprint(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n")
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	st, _ := bufio.NewReader(conn).ReadString('\n')
-	if !strings.Contains(st, "400") || hits != 0 {
-		t.Fatalf("got %q with %d upstream hits, want 400 and none", st, hits)
+	if !(strings.Contains(st, " 400 ") || strings.Contains(st, " 501 ")) || hits != 0 {
+		t.Fatalf("got %q with %d upstream hits, want a refusal (400 or 501) and none", st, hits)
 	}
 }
