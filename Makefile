@@ -22,6 +22,7 @@ lint:
 
 test: deps vet lint
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -run 'TestLargeUploadStreams' ./internal/proxy/
 
 # A canary release end to end: a healthy canary is promoted step by step.
 demo:
