@@ -53,6 +53,8 @@ type Config struct {
 	Proxy     Proxy     `yaml:"proxy"`
 	AccessLog AccessLog `yaml:"access_log"`
 	Services  []Service `yaml:"services"`
+	// Alerts configures alert channels and alert-only monitoring.
+	Alerts Alerts `yaml:"alerts"`
 }
 
 // TLS names the certificate and key files; they are reloaded when they change.
@@ -265,6 +267,7 @@ func cleanYAMLError(err error) error {
 	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
 	msg = strings.ReplaceAll(msg, " in type config.", " in ")
 	msg = strings.ReplaceAll(msg, "into config.", "into ")
+	msg = strings.ReplaceAll(msg, " in type notify.", " in ")
 	return errors.New(msg)
 }
 

@@ -23,6 +23,7 @@ func (c *Config) applyDefaults() {
 	for i := range c.Services {
 		c.Services[i].applyDefaults()
 	}
+	c.Alerts.applyDefaults()
 }
 
 func (s *Service) applyDefaults() {

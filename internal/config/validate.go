@@ -84,6 +84,7 @@ func (c *Config) validate(l lines) error {
 		routes[key] = i
 		s.validate(p, path)
 	}
+	c.Alerts.validate(p, seen)
 	return p.err()
 }
 

@@ -90,6 +90,47 @@ func (w *window) add(t time.Time, h *latency.Histogram) {
 	w.Sum.Merge(h)
 }
 
+// windowJSON is a window's sparse encoding: per chunk, its id and its
+// non-empty buckets as [index, count] pairs. Sum is recomputed on decode.
+type windowJSON struct {
+	IDs    [chunks]int64       `json:"ids"`
+	Chunks [chunks][][2]uint64 `json:"chunks"`
+}
+
+// MarshalJSON encodes the window sparsely: about 2 kB instead of 60 kB.
+func (w *window) MarshalJSON() ([]byte, error) {
+	var v windowJSON
+	v.IDs = w.IDs
+	for i := range w.Chunks {
+		for b, n := range w.Chunks[i].Counts {
+			if n > 0 {
+				v.Chunks[i] = append(v.Chunks[i], [2]uint64{uint64(b), n})
+			}
+		}
+	}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote.
+func (w *window) UnmarshalJSON(b []byte) error {
+	var v windowJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*w = window{IDs: v.IDs}
+	for i, pairs := range v.Chunks {
+		for _, p := range pairs {
+			if p[0] >= latency.NumBuckets {
+				return fmt.Errorf("latency window chunk %d: bucket %d out of range", i, p[0])
+			}
+			w.Chunks[i].Counts[p[0]] += p[1]
+			w.Chunks[i].Total += p[1]
+		}
+		w.Sum.Merge(&w.Chunks[i])
+	}
+	return nil
+}
+
 func (w *window) subtract(i int) {
 	c := &w.Chunks[i]
 	if c.Total == 0 {
@@ -338,7 +379,8 @@ func (j *Judge) failures() []Reason {
 	sRate := rate(h.SErr, h.SReq)
 	if cLo > j.p.HarmRate && sRate < j.p.HarmRate/4 && (j.p.Mode != Sticky || h.CFirstErr >= 3) {
 		r := base
-		r.Metric, r.Estimate, r.Lower, r.Limit = GuardHarmRate, rate(h.CErr, h.CReq), cLo, j.p.HarmRate
+		_, cHi := Wilson(h.CErr, h.CReq, 4)
+		r.Metric, r.Estimate, r.Lower, r.Upper, r.Limit = GuardHarmRate, rate(h.CErr, h.CReq), cLo, cHi, j.p.HarmRate
 		r.Message = fmt.Sprintf("canary failed %d of %d requests in the last %d s (%.1f %%, lower bound %.1f %%) above %.0f %% while stable failed %.2f %%",
 			h.CErr, h.CReq, harmWindow, 100*rate(h.CErr, h.CReq), 100*cLo, 100*j.p.HarmRate, 100*sRate)
 		rs = append(rs, r)
@@ -365,7 +407,8 @@ func (j *Judge) failures() []Reason {
 	if j.p.MaxLatencyP99 > 0 {
 		if pv := binomialTail(iv.CAboveAbs, iv.CReq, 0.01); pv <= ceilingP {
 			r := base
-			r.Metric, r.Estimate, r.Lower, r.Limit = GuardLatencyP99, rate(iv.CAboveAbs, iv.CReq), pv, 0.01
+			lo, hi := Wilson(iv.CAboveAbs, iv.CReq, 3)
+			r.Metric, r.Estimate, r.Lower, r.Upper, r.Limit = GuardLatencyP99, rate(iv.CAboveAbs, iv.CReq), lo, hi, 0.01
 			r.Message = fmt.Sprintf("%d of %d canary requests in the last %v slower than %v (%.1f %%; P = %.1g if only 1 %% were): p99 above max_latency_p99",
 				iv.CAboveAbs, iv.CReq, j.p.Interval, j.p.MaxLatencyP99, 100*rate(iv.CAboveAbs, iv.CReq), pv)
 			rs = append(rs, r)
@@ -375,7 +418,8 @@ func (j *Judge) failures() []Reason {
 		if pv := binomialTail(iv.CAboveDev, iv.CReq, 0.01); pv <= ceilingP {
 			lim := time.Duration(float64(j.st.Thresholds[2]) * (1 + j.p.MaxLatencyDeviation))
 			r := base
-			r.Metric, r.Estimate, r.Lower, r.Limit = GuardLatencyDeviance, rate(iv.CAboveDev, iv.CReq), pv, 0.01
+			lo, hi := Wilson(iv.CAboveDev, iv.CReq, 3)
+			r.Metric, r.Estimate, r.Lower, r.Upper, r.Limit = GuardLatencyDeviance, rate(iv.CAboveDev, iv.CReq), lo, hi, 0.01
 			r.Message = fmt.Sprintf("%d of %d canary requests in the last %v slower than %v (stable p99 %v + %.0f %%; P = %.1g if only 1 %% were)",
 				iv.CAboveDev, iv.CReq, j.p.Interval, lim, j.st.Thresholds[2], 100*j.p.MaxLatencyDeviation, pv)
 			rs = append(rs, r)

@@ -32,9 +32,9 @@ const trackerShards = 64
 // event, so the judge can count every user once (Sticky mode) and count
 // distinct harmed users (both modes). Users are 64-bit hashes of the user
 // key; the set stores 60 bits of the hash and the 4 event bits in one
-// uint64, so a user costs 8 bytes in an open-addressing table kept at most
-// 3/4 full (about 11 bytes a user on average). Only users who had an event
-// are stored.
+// uint64, so a user costs one 8-byte slot in an open-addressing table kept
+// between 3/8 and 3/4 full (it doubles when 3/4 full): 11–21 bytes a user.
+// Only users who had an event are stored.
 //
 // Cost on the request path: a request that neither failed nor exceeded the
 // lowest threshold costs one atomic load and a compare; otherwise one

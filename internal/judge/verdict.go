@@ -45,7 +45,10 @@ type Reason struct {
 	// observed value that was compared with Limit.
 	Estimate float64 `json:"estimate"`
 	// Lower and Upper are confidence bounds of Estimate (errors: Upper is
-	// the time-uniform bound used for a pass; latency: bounds of the ratio).
+	// the time-uniform bound used for a pass; latency: bounds of the ratio;
+	// rate guardrails: Wilson bounds of the observed fraction). For the
+	// latency ceilings Estimate is the fraction of canary requests above the
+	// ceiling and Limit 1 %.
 	Lower float64 `json:"lower"`
 	Upper float64 `json:"upper"`
 	// Limit is what Upper (errors) or Estimate (guardrails) is held to.

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/canaryd/canaryd/internal/alerting"
 	"github.com/canaryd/canaryd/internal/config"
 	"github.com/canaryd/canaryd/internal/control"
 	"github.com/canaryd/canaryd/internal/health"
@@ -34,6 +35,7 @@ type Server struct {
 	judged  *metrics.Registry
 	release *release.Controller
 	health  *health.Checker
+	alerts  *alerting.Service
 	builder *route.Builder
 	routes  route.Holder
 	tracker *proxy.Tracker
@@ -98,6 +100,16 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		Holder:   holderID(),
 		Logger:   s.log,
 	})
+
+	s.alerts, err = alerting.New(ctx, alerting.Options{
+		Store:   s.plane.Store(),
+		Config:  &cfg.Alerts,
+		Logger:  s.log.With("component", "alerts"),
+		Metrics: s.alertTotals,
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	accessLog, closer, err := openAccessLog(cfg.AccessLog.Path)
 	if err != nil {
@@ -199,6 +211,7 @@ func (s *Server) Run(ctx context.Context) error {
 	start("judged metrics", func() error { return s.judged.Run(ctx) })
 	start("health checks", func() error { return s.health.Run(ctx) })
 	start("connection mover", func() error { return s.tracker.Run(ctx, &s.routes) })
+	start("alerts", func() error { return s.alerts.Run(ctx) })
 	start("release controller", func() error { return s.release.Run(ctx) })
 	start("routing", func() error { return s.followStore(ctx) })
 	s.mu.Lock()
@@ -244,6 +257,9 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 		return errors.New("reload: listen and admin.listen cannot change without a restart")
 	}
 	if err := s.plane.Sync(ctx, cfg); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if err := s.alerts.Reload(ctx, &cfg.Alerts); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
 	if err := s.rebuild(ctx, cfg, true); err != nil {
@@ -340,6 +356,19 @@ func holderID() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
+
+// alertTotals feeds the alert-only monitor from the data plane's counters.
+func (s *Server) alertTotals(service, build string) (alerting.Totals, bool) {
+	bm := s.metrics.Lookup(service, build)
+	if bm == nil {
+		return alerting.Totals{}, false
+	}
+	t := bm.Totals()
+	return alerting.Totals{Requests: t.Requests(), Errors: t.Errors(), LatencySum: t.LatencySum}, true
+}
+
+// Alerts returns the alerting service.
+func (s *Server) Alerts() *alerting.Service { return s.alerts }
 
 // Releases returns the release controller.
 func (s *Server) Releases() *release.Controller { return s.release }

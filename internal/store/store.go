@@ -123,6 +123,15 @@ type Reader interface {
 	// GetOutbox returns one outbox item or ErrNotFound.
 	GetOutbox(ctx context.Context, id int64) (OutboxItem, error)
 
+	// GetAlert returns one alert delivery or ErrNotFound.
+	GetAlert(ctx context.Context, id int64) (AlertDelivery, error)
+	// ListAlerts returns alert deliveries matching q, newest first: how dead
+	// alerts are shown.
+	ListAlerts(ctx context.Context, q AlertQuery) ([]AlertDelivery, error)
+	// GetCursor returns the position stored under name (see PutCursor), or
+	// ErrNotFound if none was ever stored.
+	GetCursor(ctx context.Context, name string) (int64, error)
+
 	// GetIdempotency returns the response stored under key, or ErrNotFound
 	// when there is none or it expired at or before now.
 	GetIdempotency(ctx context.Context, key string, now time.Time) (Idempotency, error)
@@ -210,6 +219,38 @@ type Tx interface {
 	// PurgeOutbox deletes sent and dead items finished before before and
 	// returns how many it deleted.
 	PurgeOutbox(ctx context.Context, before time.Time) (int64, error)
+
+	// EnqueueAlert adds d to the alert outbox with the de-duplication of
+	// notify.Outbox.Enqueue: if a pending delivery of d.Channel and d.Key
+	// exists (the oldest, if several), its Count grows by d.Count and its
+	// LastSeen moves forward to d.FirstSeen, and its id is returned with merged ==
+	// true. Otherwise a pending delivery is inserted, due at d.NextAttempt
+	// or, when throttle > 0, no earlier than throttle after the latest
+	// delivery of that channel and key that was sent (its DoneAt) or is
+	// being sent (counted as sent at d.FirstSeen). A Count below 1 counts
+	// as 1. Nothing is published on the change feed.
+	EnqueueAlert(ctx context.Context, d AlertDelivery, throttle time.Duration) (id int64, merged bool, err error)
+	// ClaimAlerts returns up to limit deliveries that are pending or
+	// sending with NextAttempt at or before now, earliest first, after
+	// marking them sending with NextAttempt = leaseUntil. Concurrent claims
+	// in separate transactions never both return one delivery (SQLite has
+	// one writer; PostgreSQL's SERIALIZABLE makes one of them retry).
+	ClaimAlerts(ctx context.Context, now, leaseUntil time.Time, limit int) ([]AlertDelivery, error)
+	// MarkAlertSent records a successful delivery at time at.
+	// ErrNotFound if no delivery has that id.
+	MarkAlertSent(ctx context.Context, id int64, at time.Time) error
+	// MarkAlertRetry makes a delivery pending again, due at next, with
+	// Attempts = attempts and LastError = errText. ErrNotFound as above.
+	MarkAlertRetry(ctx context.Context, id int64, attempts int, next time.Time, errText string) error
+	// MarkAlertDead gives a delivery up at time at. ErrNotFound as above.
+	MarkAlertDead(ctx context.Context, id int64, attempts int, at time.Time, errText string) error
+	// PruneAlerts deletes sent deliveries done before before and returns
+	// how many; dead ones are kept.
+	PruneAlerts(ctx context.Context, before time.Time) (int64, error)
+	// PutCursor stores position under name: how far a follower of the
+	// event log has got. Writing it in the transaction that acts on the
+	// events makes following exactly-once across restarts and replicas.
+	PutCursor(ctx context.Context, name string, position int64) error
 
 	// PutIdempotency stores a response under rec.Key until rec.ExpiresAt.
 	// ErrConflict if an unexpired record with that key exists at now; an

@@ -384,3 +384,50 @@ type Change struct {
 	// EventID is the ID of the appended event for ChangeEvent.
 	EventID int64 `json:"e,omitempty"`
 }
+
+// AlertState is where an alert delivery is: pending → sending → sent, back
+// to pending for a retry, or dead.
+type AlertState string
+
+// The alert delivery states.
+const (
+	// AlertPending waits for NextAttempt (first try or a retry).
+	AlertPending AlertState = "pending"
+	// AlertSending is claimed until NextAttempt, its lease; when the lease
+	// passes without an outcome it is due again (at-least-once).
+	AlertSending AlertState = "sending"
+	// AlertSent was accepted by the provider.
+	AlertSent AlertState = "sent"
+	// AlertDead was given up; kept for listing and replay.
+	AlertDead AlertState = "dead"
+)
+
+// AlertDelivery is one alert for one channel in the alert outbox: the
+// durable form of notify.Delivery (see notify.Outbox for the contract the
+// Tx methods below implement). Channel is a channel name, not a foreign
+// key: channels from the config file have no row in alert_channels.
+type AlertDelivery struct {
+	ID      int64  `json:"id"` // set by the store
+	Channel string `json:"channel"`
+	// Key is the dedupe key: deliveries of one channel and key merge while
+	// pending and are throttled together.
+	Key string `json:"key"`
+	// Message is the alert's JSON; the store keeps it byte for byte.
+	Message     []byte     `json:"message"`
+	Count       int        `json:"count"` // events merged into it, ≥ 1
+	State       AlertState `json:"state"`
+	Attempts    int        `json:"attempts"` // finished failed tries
+	NextAttempt time.Time  `json:"next_attempt"`
+	FirstSeen   time.Time  `json:"first_seen"`
+	LastSeen    time.Time  `json:"last_seen"`
+	LastError   string     `json:"last_error,omitempty"`
+	DoneAt      time.Time  `json:"done_at"` // zero until sent or dead
+}
+
+// AlertQuery selects alert deliveries for listing. The zero value returns
+// the newest DefaultPageSize deliveries.
+type AlertQuery struct {
+	Channel string       // "" for all channels
+	States  []AlertState // empty for all states
+	Limit   int          // <= 0: DefaultPageSize; cut to MaxPageSize
+}
