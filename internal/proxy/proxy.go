@@ -64,7 +64,9 @@ func New(o Options) *Proxy {
 	}
 	p.upstream = o.Transport
 	if p.upstream == nil {
-		p.upstream = NewTransport(p.cfg)
+		t := NewTransport(p.cfg)
+		p.upstream = newUpstream(t, &net.Dialer{Timeout: durOr(p.cfg.DialTimeout, 5*time.Second), KeepAlive: 30 * time.Second},
+			t.ResponseHeaderTimeout, t.IdleConnTimeout, t.MaxIdleConnsPerHost)
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,

@@ -23,14 +23,20 @@ import (
 // gateway serves a Proxy over one service whose stable build is upstream.
 func gateway(t *testing.T, upstream *httptest.Server, yamlExtra string) (*httptest.Server, *route.Holder) {
 	t.Helper()
+	return gatewayWith(t, upstream, "proxy: {trusted_proxies: [10.0.0.0/8], max_body_bytes: 2147483648}", yamlExtra)
+}
+
+// gatewayWith is gateway with the config's proxy section given.
+func gatewayWith(t *testing.T, upstream *httptest.Server, proxySection, yamlExtra string) (*httptest.Server, *route.Holder) {
+	t.Helper()
 	src := fmt.Sprintf(`
 listen: 127.0.0.1:0
-proxy: {trusted_proxies: [10.0.0.0/8], max_body_bytes: 2147483648}
+%s
 services:
   - name: api
     match: {path_prefix: /}
 %s    builds: [{id: "7", state: stable, endpoints: [%s]}]
-`, yamlExtra, strings.TrimPrefix(upstream.URL, "http://"))
+`, proxySection, yamlExtra, strings.TrimPrefix(upstream.URL, "http://"))
 	cfg, err := config.Parse([]byte(src), "t", func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
