@@ -46,6 +46,10 @@ type Options struct {
 	// StreamKeepAlive is the interval of the comment lines an event
 	// stream sends so that proxies keep it open; 0 means 15 s.
 	StreamKeepAlive time.Duration
+	// Releases serves the release routes (list, compare, abort, approve,
+	// and promote's analysis check); nil answers them with 503 and lets
+	// promote promote at once, as without a controller.
+	Releases Releases
 	// Done, when closed, ends every open event stream, so that
 	// http.Server.Shutdown does not wait for them. nil: a stream ends only
 	// when its client goes.
@@ -64,6 +68,7 @@ type api struct {
 	idemTTL  time.Duration
 	keep     time.Duration
 	done     <-chan struct{}
+	releases Releases
 	routes   []route
 	mux      *http.ServeMux
 	patterns []string // every pattern registered on mux, for the tests
@@ -89,6 +94,8 @@ func New(o Options) http.Handler {
 		keep:    o.StreamKeepAlive,
 		done:    o.Done,
 		mux:     http.NewServeMux(),
+
+		releases: o.Releases,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

@@ -12,6 +12,7 @@ import (
 	"github.com/canaryd/canaryd/internal/api/wire"
 	"github.com/canaryd/canaryd/internal/control"
 	"github.com/canaryd/canaryd/internal/event"
+	"github.com/canaryd/canaryd/internal/release"
 	"github.com/canaryd/canaryd/internal/route/cohort"
 	"github.com/canaryd/canaryd/internal/store"
 )
@@ -315,8 +316,30 @@ func (a *api) startCanary(c *call) (any, error) {
 	if err := checkPercent(req.Traffic); err != nil {
 		return nil, err
 	}
-	ev, err := c.plane.StartCanary(c.r.Context(), c.actor(), c.path("service"), req.Build,
+	var override *release.Override
+	if req.Policy != nil {
+		o, err := overrideOf(req.Policy, req.Build)
+		if err != nil {
+			return nil, err
+		}
+		override = o
+	}
+	ctx := c.r.Context()
+	// The override is stored before the canary starts, so the controller
+	// finds it when the release begins; a start without one clears any
+	// left over. A failed start removes it again.
+	if override != nil || a.releases != nil {
+		if err := release.SetOverride(ctx, a.store, c.actor(), c.path("service"), override); err != nil {
+			return nil, err
+		}
+	}
+	ev, err := c.plane.StartCanary(ctx, c.actor(), c.path("service"), req.Build,
 		control.StartOptions{Traffic: req.Traffic, Replace: req.Replace, FreshCohort: req.FreshCohort, Reason: req.Reason})
+	if err != nil && override != nil {
+		if derr := release.SetOverride(context.WithoutCancel(ctx), a.store, c.actor(), c.path("service"), nil); derr != nil {
+			a.log.Warn("admin api: removing the policy override of a failed start failed", "service", c.path("service"), "err", derr)
+		}
+	}
 	return a.result(c, ev, err)
 }
 
@@ -353,9 +376,19 @@ func (a *api) reasonOp(c *call, do func(ctx context.Context, p *control.Plane, r
 }
 
 func (a *api) promote(c *call) (any, error) {
-	return a.reasonOp(c, func(ctx context.Context, p *control.Plane, reason string) (event.Event, error) {
-		return p.Promote(ctx, c.actor(), c.path("service"), reason)
-	})
+	var req wire.PromoteRequest
+	if err := decode(c.body, &req, true); err != nil {
+		return nil, err
+	}
+	if req.Force && strings.TrimSpace(req.Reason) == "" {
+		return nil, badRequest("reason", "is required with force: say why the analysis is skipped")
+	}
+	if a.releases == nil {
+		ev, err := c.plane.Promote(c.r.Context(), c.actor(), c.path("service"), req.Reason)
+		return a.result(c, ev, err)
+	}
+	ev, err := a.releases.Promote(c.r.Context(), c.plane, c.actor(), c.path("service"), req.Reason, req.Force)
+	return a.result(c, ev, err)
 }
 
 func (a *api) rollback(c *call) (any, error) {

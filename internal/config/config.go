@@ -205,6 +205,64 @@ type Release struct {
 	// Controller turns the automatic release controller off for the
 	// service when false (operators move traffic by hand). Default true.
 	Controller *bool `yaml:"controller"`
+	// ManualGates are step percentages (each one of Steps) where the
+	// release, once the step has passed its analysis, waits for a person
+	// to approve (canaryctl approve) before it goes on.
+	ManualGates []Percent `yaml:"manual_gates"`
+	// Gates are webhooks asked before the first step, before each later
+	// step, before promotion, and told after a rollback.
+	Gates []Gate `yaml:"gates"`
+}
+
+// Gate is one webhook gate of a release (see docs/releases.md).
+type Gate struct {
+	Name string `yaml:"name"`
+	// URL receives a signed JSON POST; {{service}}, {{build}} and
+	// {{interval}} are replaced.
+	URL string `yaml:"url"`
+	// Secret keys the X-Canaryd-Signature HMAC; empty sends unsigned
+	// requests.
+	Secret string `yaml:"secret"`
+	// At lists the points where the gate is called: before_start,
+	// before_step, before_promote, after_rollback. Empty means all.
+	At []string `yaml:"at"`
+	// OnDeny is what a "no" (or an unreachable gate) does: pause
+	// (default) or rollback.
+	OnDeny  string   `yaml:"on_deny"`
+	Timeout Duration `yaml:"timeout"` // default 10s
+}
+
+// Metric is a custom metric check of the analysis: one number from
+// Prometheus or an HTTP JSON endpoint, held to Condition every Interval.
+type Metric struct {
+	Name       string           `yaml:"name"`
+	Prometheus *PrometheusQuery `yaml:"prometheus"`
+	HTTP       *HTTPCheck       `yaml:"http"`
+	// Condition is what the canary's value must satisfy: "< 0.8",
+	// ">= 99.5", "<= stable * 1.2", "<= stable + 0.05".
+	Condition string `yaml:"condition"`
+	// Interval between evaluations; default the analysis interval.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one evaluation; default 5s.
+	Timeout Duration `yaml:"timeout"`
+	// FailureLimit is the number of consecutive failed evaluations that
+	// fail the release; default 1.
+	FailureLimit int `yaml:"failure_limit"`
+}
+
+// PrometheusQuery is an instant PromQL query that yields one number;
+// {{service}}, {{build}} and {{interval}} are replaced.
+type PrometheusQuery struct {
+	Address string            `yaml:"address"` // e.g. http://127.0.0.1:9090
+	Query   string            `yaml:"query"`
+	Headers map[string]string `yaml:"headers"`
+}
+
+// HTTPCheck reads a number at Path of the JSON that URL answers.
+type HTTPCheck struct {
+	URL     string            `yaml:"url"`
+	Path    string            `yaml:"path"` // e.g. data.count or items[0].value
+	Headers map[string]string `yaml:"headers"`
 }
 
 // Analysis holds the judge's thresholds.
@@ -218,6 +276,8 @@ type Analysis struct {
 	MaxUsersHarmed      int      `yaml:"max_users_harmed"`
 	// WarmUp ignores the first seconds after a canary starts.
 	WarmUp Duration `yaml:"warm_up"`
+	// Metrics are custom metric checks (Prometheus, HTTP JSON).
+	Metrics []Metric `yaml:"metrics"`
 }
 
 // LookupEnv finds an environment variable; os.LookupEnv in production.

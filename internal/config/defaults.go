@@ -84,6 +84,19 @@ func (s *Service) applyDefaults() {
 	if r.Analysis.MaxLatencyDeviation == 0 {
 		r.Analysis.MaxLatencyDeviation = 30
 	}
+	for i := range r.Analysis.Metrics {
+		m := &r.Analysis.Metrics[i]
+		setDur(&m.Interval, r.Analysis.Interval.D())
+		setDur(&m.Timeout, 5*time.Second)
+		setInt(&m.FailureLimit, 1)
+	}
+	for i := range r.Gates {
+		g := &r.Gates[i]
+		setDur(&g.Timeout, 10*time.Second)
+		if g.OnDeny == "" {
+			g.OnDeny = "pause"
+		}
+	}
 }
 
 func setDur(d *Duration, def time.Duration) {

@@ -231,6 +231,7 @@ func (r *Release) validate(p *problems, path string) {
 	if a.MaxLatencyP99 < 0 {
 		p.add(path+".analysis.max_latency_p99", "must not be negative")
 	}
+	r.validateChecks(p, path)
 }
 
 func (c Condition) validate(p *problems, path string) {

@@ -14,14 +14,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/canaryd/canaryd/internal/config"
 	"github.com/canaryd/canaryd/internal/control"
+	"github.com/canaryd/canaryd/internal/event"
 	"github.com/canaryd/canaryd/internal/judge"
+	"github.com/canaryd/canaryd/internal/latency"
 	"github.com/canaryd/canaryd/internal/metrics"
+	"github.com/canaryd/canaryd/internal/release/gate"
+	"github.com/canaryd/canaryd/internal/release/source"
 	"github.com/canaryd/canaryd/internal/route"
 	"github.com/canaryd/canaryd/internal/store"
 )
@@ -50,6 +55,9 @@ type Options struct {
 	Tick   time.Duration
 	Now    func() time.Time
 	Logger *slog.Logger
+	// HTTPClient calls metric sources and gates; nil means a client with
+	// no overall timeout (each check and gate has its own).
+	HTTPClient *http.Client
 }
 
 // Controller runs releases. Run it once per process; only the replica that
@@ -63,7 +71,8 @@ type Controller struct {
 	status map[string]Status // published copies for readers
 }
 
-// Status is a running release as readers (API, demo, compare) see it.
+// Status is a release as readers (API, demo, compare) see it: a running
+// one from the controller's memory, or any one from its record.
 type Status struct {
 	Release   store.Release  `json:"release"`
 	Step      int            `json:"step"` // index into Steps; -1 before the first
@@ -73,6 +82,49 @@ type Status struct {
 	Exposed   float64        `json:"users_exposed"`
 	Harmed    float64        `json:"users_harmed"`
 	Waiting   bool           `json:"waiting_for_promote,omitempty"`
+
+	// Policy is the policy the release runs under (config, or the
+	// per-release override).
+	Policy Policy `json:"policy"`
+	// Totals are the judged requests and errors of both builds in the
+	// release; Latency their quantiles (since this replica began judging).
+	Totals  Totals          `json:"totals"`
+	Latency *LatencySummary `json:"latency,omitempty"`
+	// Checks are the latest results of the custom metrics; Gates the
+	// latest calls of the webhook gates.
+	Checks []source.Result `json:"checks,omitempty"`
+	Gates  []gate.Result   `json:"gates,omitempty"`
+	// Held says why the release waits for a person (a manual gate), ""
+	// when it does not.
+	Held      string     `json:"held,omitempty"`
+	Approvals []Approval `json:"approvals,omitempty"`
+	// Forced is true when an operator promoted it skipping the analysis.
+	Forced bool `json:"forced,omitempty"`
+}
+
+// Totals counts judged traffic of a release.
+type Totals struct {
+	CanaryRequests uint64 `json:"canary_requests"`
+	CanaryErrors   uint64 `json:"canary_errors"`
+	StableRequests uint64 `json:"stable_requests"`
+	StableErrors   uint64 `json:"stable_errors"`
+}
+
+// LatencySummary is both builds' median and p99 of judged requests.
+type LatencySummary struct {
+	StableP50 time.Duration `json:"stable_p50"`
+	StableP99 time.Duration `json:"stable_p99"`
+	CanaryP50 time.Duration `json:"canary_p50"`
+	CanaryP99 time.Duration `json:"canary_p99"`
+}
+
+// Approval is a person's approval of a manual gate.
+type Approval struct {
+	Step    int       `json:"step"` // index into Steps
+	Traffic float64   `json:"traffic"`
+	Actor   string    `json:"actor"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // Status returns the release of a service that this replica is running, if
@@ -94,10 +146,21 @@ func (c *Controller) publish(service string, rel *running) {
 		delete(c.status, service)
 		return
 	}
-	rec := rel.rec
+	st := statusOf(rel.rec, rel.st)
+	if rel.cLat.Total > 0 || rel.sLat.Total > 0 {
+		st.Latency = &LatencySummary{StableP50: rel.sLat.Quantile(0.5), StableP99: rel.sLat.Quantile(0.99),
+			CanaryP50: rel.cLat.Quantile(0.5), CanaryP99: rel.cLat.Quantile(0.99)}
+	}
+	c.status[service] = st
+}
+
+// statusOf renders a record and its decoded state.
+func statusOf(rec store.Release, st persisted) Status {
 	rec.State = nil
-	c.status[service] = Status{Release: rec, Step: rel.st.Step, Steps: rel.st.Policy.Steps, StepStart: rel.st.StepStart,
-		Verdict: rel.st.Verdict, Exposed: rel.st.Exposed, Harmed: rel.st.Harmed, Waiting: rel.st.Waiting}
+	return Status{Release: rec, Step: st.Step, Steps: st.Policy.Steps, StepStart: st.StepStart,
+		Verdict: st.Verdict, Exposed: st.Exposed, Harmed: st.Harmed, Waiting: st.Waiting,
+		Policy: st.Policy, Totals: st.Totals, Checks: st.Checks, Gates: st.Gates, Held: st.Held,
+		Approvals: st.Approvals, Forced: st.Forced}
 }
 
 // running is one release in memory.
@@ -107,6 +170,9 @@ type running struct {
 	judge   *judge.Judge
 	tracker *judge.Tracker
 	saved   time.Time
+	// cLat and sLat are the judged latencies since this replica began
+	// judging the release (for compare; not persisted).
+	cLat, sLat latency.Histogram
 }
 
 // persisted is the controller's state of a release, kept in the release
@@ -123,6 +189,33 @@ type persisted struct {
 	// harmed by it, for the release record.
 	Exposed float64 `json:"users_exposed"`
 	Harmed  float64 `json:"users_harmed"`
+
+	Totals Totals `json:"totals"`
+	// Checks holds the latest result of each custom metric, CheckFails
+	// their consecutive failures and CheckDue when each is next evaluated.
+	Checks     []source.Result      `json:"checks,omitempty"`
+	CheckFails map[string]int       `json:"check_fails,omitempty"`
+	CheckDue   map[string]time.Time `json:"check_due,omitempty"`
+	// Gates holds the latest call of each gate at each point.
+	Gates []gate.Result `json:"gates,omitempty"`
+	// Started is true once the before_start gates allowed the release.
+	Started bool `json:"started,omitempty"`
+	// Held says why the release waits for a person (a manual gate).
+	Held string `json:"held,omitempty"`
+	// Approvals are the manual gates people approved.
+	Approvals []Approval `json:"approvals,omitempty"`
+	// Forced: promoted by an operator skipping the remaining analysis.
+	Forced bool `json:"forced,omitempty"`
+}
+
+// approved reports whether the manual gate of step was approved.
+func (p *persisted) approved(step int) bool {
+	for _, a := range p.Approvals {
+		if a.Step == step {
+			return true
+		}
+	}
+	return false
 }
 
 // New returns a Controller.
@@ -138,6 +231,9 @@ func New(o Options) *Controller {
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 10 * time.Second
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{}
 	}
 	return &Controller{o: o, releases: map[string]*running{}}
 }
@@ -244,8 +340,12 @@ func (c *Controller) service(ctx context.Context, sc *config.Service, now time.T
 	rel := c.releases[sc.Name]
 	if rel != nil && (canary == nil || rel.rec.Build != canary.ID) {
 		// The canary ended or changed outside the controller (an operator
-		// promoted, rolled back or replaced it): close the record.
-		if err := c.finish(ctx, rel, outsideOutcome(ctx, c.o.Plane.Store(), rel), "ended by an operator"); err != nil {
+		// promoted, rolled back, aborted or replaced it). Abort and a
+		// forced promote close the record themselves; otherwise close it
+		// here.
+		if stored, ok := c.reload(ctx, rel); ok && !stored.Status.Active() {
+			c.drop(rel)
+		} else if err := c.finish(ctx, rel, outsideOutcome(ctx, c.o.Plane.Store(), rel), "ended by an operator"); err != nil {
 			return err
 		}
 		rel = nil
@@ -258,17 +358,47 @@ func (c *Controller) service(ctx context.Context, sc *config.Service, now time.T
 			return err
 		}
 	}
-	return c.advance(ctx, sc, svc, rel, now)
+	return c.advance(ctx, sc, svc, rel, canary, now)
+}
+
+// reload reads the stored record of rel.
+func (c *Controller) reload(ctx context.Context, rel *running) (store.Release, bool) {
+	var rec store.Release
+	err := c.o.Plane.Store().View(ctx, func(r store.Reader) error {
+		var err error
+		rec, err = r.GetRelease(ctx, rel.rec.ID)
+		return err
+	})
+	return rec, err == nil
+}
+
+// drop forgets a release whose record someone else closed.
+func (c *Controller) drop(rel *running) {
+	if c.releases[rel.rec.Service] != rel {
+		return
+	}
+	c.o.Analysis(rel.rec.Service).SetTracker(nil)
+	delete(c.releases, rel.rec.Service)
 }
 
 // begin resumes the release of the current canary from its record, or
 // starts a new record.
 func (c *Controller) begin(ctx context.Context, sc *config.Service, svc store.Service, canary *store.Build, now time.Time) (*running, error) {
 	var recs []store.Release
+	var override *store.Policy
 	err := c.o.Plane.Store().View(ctx, func(r store.Reader) error {
 		var err error
 		recs, err = r.ListReleases(ctx, store.ReleaseFilter{Service: sc.Name, ActiveOnly: true})
-		return err
+		if err != nil {
+			return err
+		}
+		pol, err := r.GetPolicy(ctx, sc.Name)
+		if err == nil {
+			override = &pol
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -298,6 +428,14 @@ func (c *Controller) begin(ctx context.Context, sc *config.Service, svc store.Se
 		c.o.Logger.Info("release resumed", "service", sc.Name, "build", canary.ID, "step", rel.st.Step)
 	} else {
 		p := PolicyFromConfig(sc)
+		if override != nil {
+			var o Override
+			if err := json.Unmarshal(override.Spec, &o); err != nil {
+				c.o.Logger.Warn("policy override unreadable; using the config", "service", sc.Name, "err", err.Error())
+			} else if o.Build == "" || o.Build == canary.ID {
+				p = o.Apply(p)
+			}
+		}
 		j, err := judge.New(p.Judge)
 		if err != nil {
 			return nil, err
@@ -316,56 +454,137 @@ func (c *Controller) begin(ctx context.Context, sc *config.Service, svc store.Se
 	return rel, c.save(ctx, rel, true)
 }
 
-// advance feeds new bins to the judge and acts on its verdict.
-func (c *Controller) advance(ctx context.Context, sc *config.Service, svc store.Service, rel *running, now time.Time) error {
+// advance feeds new bins to the judge, evaluates the custom metrics, and
+// acts on the verdict, the manual gates and the webhook gates.
+func (c *Controller) advance(ctx context.Context, sc *config.Service, svc store.Service, rel *running, canary *store.Build, now time.Time) error {
 	c.observe(sc.Name, svc, rel)
 	p := rel.st.Policy
-	if rel.st.Step < 0 && !svc.Paused {
+	if svc.Paused {
+		rel.st.Held = "" // a pause supersedes a manual gate; resuming re-checks it
+	}
+	if !rel.st.Started && !svc.Paused {
+		next := p.Steps[max(rel.st.Step, 0)]
+		ok, done, err := c.gates(ctx, sc, rel, canary, gate.BeforeStart, next, now)
+		if err != nil || done {
+			return err
+		}
+		if !ok {
+			return c.save(ctx, rel, true)
+		}
+		rel.st.Started = true
+	}
+	if rel.st.Step < 0 {
+		if svc.Paused {
+			// Held before the first step (a pause, or a gate's no): no
+			// step to judge yet.
+			return c.save(ctx, rel, false)
+		}
 		// The canary was started below the first step: begin there.
 		return c.setStep(ctx, rel, 0, now, fmt.Sprintf("release started: first step %g%%", p.Steps[0]))
 	}
 	v := rel.judge.Verdict(now, rel.st.StepStart)
 	rel.st.Verdict = &v
+	last := rel.st.Step >= len(p.Steps)-1
+	atFull := p.Steps[rel.st.Step] >= 100
+	c.runChecks(ctx, sc, rel, atFull)
+	checkFail, checksOK := checkState(sc, rel, atFull)
 	// At 100 % nobody is left on stable to compare with: the last step
 	// only bakes under the guardrails and absolute ceilings.
-	fullBake := p.Steps[rel.st.Step] >= 100 && now.Sub(rel.st.StepStart) >= p.StepDuration
+	fullBake := atFull && now.Sub(rel.st.StepStart) >= p.StepDuration
 	switch {
 	case v.Outcome == judge.Fail:
-		reason := "judge: " + failReasons(v)
-		if _, err := c.o.Plane.Rollback(ctx, Actor, sc.Name, reason); err != nil && !errors.Is(err, control.ErrIllegal) {
-			return err
-		}
-		return c.finish(ctx, rel, store.ReleaseRolledBack, reason)
+		return c.rollback(ctx, sc, rel, canary, "judge: "+failReasons(v), now)
+	case checkFail != "":
+		return c.rollback(ctx, sc, rel, canary, "metric check: "+checkFail, now)
 	case svc.Paused:
-	case v.Outcome == judge.Pass || fullBake:
-		if rel.st.Step >= len(p.Steps)-1 {
+	case (v.Outcome == judge.Pass || fullBake) && checksOK:
+		if gateAt(p.ManualGates, p.Steps[rel.st.Step]) && !rel.st.approved(rel.st.Step) {
+			if held := fmt.Sprintf("manual gate at %g%%: waiting for approval (canaryctl approve %s)", p.Steps[rel.st.Step], sc.Name); rel.st.Held != held {
+				rel.st.Held = held
+				c.o.Logger.Info("release held at a manual gate", "service", sc.Name, "step", rel.st.Step)
+				if err := c.save(ctx, rel, true); err != nil {
+					return err
+				}
+				return c.note(ctx, rel, EventHeld, held)
+			}
+			c.pickApprovals(ctx, rel)
+			if !rel.st.approved(rel.st.Step) {
+				break
+			}
+		}
+		rel.st.Held = ""
+		if last {
 			if !p.AutoPromote {
 				if !rel.st.Waiting {
 					rel.st.Waiting = true
 					c.o.Logger.Info("release passed every step; waiting for a manual promote", "service", sc.Name)
+					return c.save(ctx, rel, true) // operators on any replica may promote now
 				}
 				break
 			}
-			reason := fmt.Sprintf("passed every step (%s)", summary(v))
+			ok, done, err := c.gates(ctx, sc, rel, canary, gate.BeforePromote, 100, now)
+			if err != nil || done || !ok {
+				return err
+			}
+			reason := fmt.Sprintf("passed every step (%s)", summary(v, rel.st.Checks))
 			if _, err := c.o.Plane.Promote(ctx, Actor, sc.Name, reason); err != nil && !errors.Is(err, control.ErrIllegal) {
 				return err
 			}
 			return c.finish(ctx, rel, store.ReleasePromoted, reason)
 		}
-		return c.setStep(ctx, rel, rel.st.Step+1, now, fmt.Sprintf("step %g%% passed (%s)", p.Steps[rel.st.Step], summary(v)))
+		ok, done, err := c.gates(ctx, sc, rel, canary, gate.BeforeStep, p.Steps[rel.st.Step+1], now)
+		if err != nil || done || !ok {
+			return err
+		}
+		return c.setStep(ctx, rel, rel.st.Step+1, now, fmt.Sprintf("step %g%% passed (%s)", p.Steps[rel.st.Step], summary(v, rel.st.Checks)))
 	case now.Sub(rel.st.StepStart) > p.MaxStepDuration:
-		reason := fmt.Sprintf("step %g%% still inconclusive after %s (%s)", p.Steps[rel.st.Step], p.MaxStepDuration, summary(v))
+		reason := fmt.Sprintf("step %g%% still inconclusive after %s (%s)", p.Steps[rel.st.Step], p.MaxStepDuration, summary(v, rel.st.Checks))
 		if p.OnInconclusive == "rollback" {
-			if _, err := c.o.Plane.Rollback(ctx, Actor, sc.Name, reason); err != nil && !errors.Is(err, control.ErrIllegal) {
-				return err
-			}
-			return c.finish(ctx, rel, store.ReleaseRolledBack, reason)
+			return c.rollback(ctx, sc, rel, canary, reason, now)
 		}
 		if _, err := c.o.Plane.SetPaused(ctx, Actor, sc.Name, true, reason); err != nil && !errors.Is(err, control.ErrIllegal) {
 			return err
 		}
 	}
 	return c.save(ctx, rel, false)
+}
+
+// rollback rolls the canary back, closes the record and tells the
+// after_rollback gates.
+func (c *Controller) rollback(ctx context.Context, sc *config.Service, rel *running, canary *store.Build, reason string, now time.Time) error {
+	if _, err := c.o.Plane.Rollback(ctx, Actor, sc.Name, reason); err != nil && !errors.Is(err, control.ErrIllegal) {
+		return err
+	}
+	c.tell(ctx, sc, rel, canary, gate.AfterRollback, reason, now)
+	return c.finish(ctx, rel, store.ReleaseRolledBack, reason)
+}
+
+func gateAt(gates []float64, step float64) bool {
+	for _, g := range gates {
+		if g > step-1e-9 && g < step+1e-9 {
+			return true
+		}
+	}
+	return false
+}
+
+// pickApprovals merges approvals written into the record by an operator
+// (possibly on another replica) into rel.
+func (c *Controller) pickApprovals(ctx context.Context, rel *running) {
+	stored, ok := c.reload(ctx, rel)
+	if !ok {
+		return
+	}
+	var st persisted
+	if json.Unmarshal(stored.State, &st) != nil {
+		return
+	}
+	for _, a := range st.Approvals {
+		if !rel.st.approved(a.Step) {
+			rel.st.Approvals = append(rel.st.Approvals, a)
+		}
+	}
+	rel.rec.Revision = stored.Revision
 }
 
 func (c *Controller) setStep(ctx context.Context, rel *running, step int, now time.Time, reason string) error {
@@ -396,6 +615,7 @@ func (c *Controller) observe(service string, svc store.Service, rel *running) {
 		byEnd[sbins[i].End.UnixNano()] = &sbins[i]
 	}
 	share := svc.Traffic / 100
+	t := &rel.st.Totals
 	for i := range cbins {
 		cbin := &cbins[i]
 		b := judge.Bin{Time: cbin.End, Share: share}
@@ -409,6 +629,13 @@ func (c *Controller) observe(service string, svc store.Service, rel *running) {
 		}
 		if err := rel.judge.Observe(&b); err != nil {
 			c.o.Logger.Debug("bin dropped", "service", service, "err", err.Error())
+		} else {
+			t.CanaryRequests += b.Canary.Requests
+			t.CanaryErrors += b.Canary.Errors
+			t.StableRequests += b.Stable.Requests
+			t.StableErrors += b.Stable.Errors
+			rel.cLat.Merge(&b.Canary.Latency)
+			rel.sLat.Merge(&b.Stable.Latency)
 		}
 		rel.st.LastBin = cbin.End
 	}
@@ -433,7 +660,11 @@ func stableOf(c *Controller, service string) string {
 	return id
 }
 
-// save writes the release record, at most every 5 s unless forced.
+// save writes the release record, at most every 5 s unless forced. An
+// operator may have written the record meanwhile (an approval, an abort,
+// a forced promote, possibly on another replica): on a conflict the
+// stored record is read again, a closed one is adopted, and approvals are
+// merged before one more try.
 func (c *Controller) save(ctx context.Context, rel *running, force bool) error {
 	now := c.o.Now()
 	if !force && now.Sub(rel.saved) < 5*time.Second {
@@ -444,29 +675,54 @@ func (c *Controller) save(ctx context.Context, rel *running, force bool) error {
 		return err
 	}
 	rel.st.Judge = js
-	state, err := json.Marshal(rel.st)
-	if err != nil {
-		return err
-	}
-	rel.rec.State = state
-	err = c.o.Plane.Store().Update(ctx, func(tx store.Tx) error {
-		stored, err := tx.PutRelease(ctx, rel.rec)
+	for attempt := 0; ; attempt++ {
+		state, err := json.Marshal(rel.st)
 		if err != nil {
 			return err
 		}
-		rel.rec = stored
-		return nil
-	})
-	if err == nil {
-		rel.saved = now
+		rel.rec.State = state
+		err = c.o.Plane.Store().Update(ctx, func(tx store.Tx) error {
+			stored, err := tx.PutRelease(ctx, rel.rec)
+			if err != nil {
+				return err
+			}
+			rel.rec = stored
+			return nil
+		})
+		if err == nil {
+			rel.saved = now
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt > 0 {
+			return err
+		}
+		stored, ok := c.reload(ctx, rel)
+		if !ok {
+			return err
+		}
+		if !stored.Status.Active() {
+			// Closed by an operator (abort, forced promote): theirs stands.
+			c.drop(rel)
+			c.o.Logger.Info("release closed by an operator", "service", rel.rec.Service, "build", rel.rec.Build, "outcome", string(stored.Status))
+			return nil
+		}
+		c.pickApprovals(ctx, rel)
 	}
-	return err
+}
+
+// note appends an event about the release that no control-plane
+// operation records (a hold at a manual gate), so people are told.
+func (c *Controller) note(ctx context.Context, rel *running, typ event.Type, reason string) error {
+	return c.o.Plane.Store().Update(ctx, func(tx store.Tx) error {
+		_, err := tx.AppendEvent(ctx, event.Event{Service: rel.rec.Service, Type: typ, Severity: event.Warning, Actor: string(Actor),
+			Build: rel.rec.Build, Reason: reason, Details: map[string]string{"release": rel.rec.ID, "traffic": fmt.Sprintf("%g%%", rel.rec.Traffic)}})
+		return err
+	})
 }
 
 // finish closes a release record with its outcome.
 func (c *Controller) finish(ctx context.Context, rel *running, status store.ReleaseStatus, reason string) error {
-	c.o.Analysis(rel.rec.Service).SetTracker(nil)
-	delete(c.releases, rel.rec.Service)
+	c.drop(rel)
 	rel.rec.Status, rel.rec.Reason, rel.rec.EndedAt = status, reason, c.o.Now()
 	c.o.Logger.Info("release ended", "service", rel.rec.Service, "build", rel.rec.Build, "outcome", string(status), "reason", reason)
 	return c.save(ctx, rel, true)
@@ -500,9 +756,12 @@ func failReasons(v judge.Verdict) string {
 	return strings.Join(parts, "; ")
 }
 
-func summary(v judge.Verdict) string {
+func summary(v judge.Verdict, checks []source.Result) string {
 	var parts []string
 	for _, r := range v.Reasons {
+		parts = append(parts, r.Message)
+	}
+	for _, r := range checks {
 		parts = append(parts, r.Message)
 	}
 	return strings.Join(parts, "; ")

@@ -16,6 +16,7 @@ import (
 	"github.com/canaryd/canaryd/internal/api"
 	"github.com/canaryd/canaryd/internal/config"
 	"github.com/canaryd/canaryd/internal/control"
+	"github.com/canaryd/canaryd/internal/release"
 	"github.com/canaryd/canaryd/internal/store"
 	"github.com/canaryd/canaryd/internal/store/sqlite"
 )
@@ -51,6 +52,12 @@ type Server struct {
 	Srv   *httptest.Server
 	// Handler is the api.New handler the server runs.
 	Handler http.Handler
+	// Releases is the release controller behind the release routes. The
+	// server does not Run it; a test drives it (Step) when it needs a
+	// release under way.
+	Releases *release.Controller
+	// Cfg is the parsed config.
+	Cfg *config.Config
 }
 
 // Options adjust New.
@@ -61,6 +68,9 @@ type Options struct {
 	// empty and the caller closes it. nil means a fresh SQLite store in
 	// t.TempDir(), closed when t ends.
 	Store store.Store
+	// Releases, when set, serves the release routes; nil means a
+	// release.Controller over the server's plane and config (not run).
+	Releases *release.Controller
 }
 
 // New starts a server that stops when t ends.
@@ -88,7 +98,11 @@ func New(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	h := api.New(api.Options{Plane: p, Done: done, StreamKeepAlive: o.StreamKeepAlive, Tokens: []config.Token{
+	rc := o.Releases
+	if rc == nil {
+		rc = release.New(release.Options{Plane: p, Config: func() *config.Config { return cfg }})
+	}
+	h := api.New(api.Options{Plane: p, Done: done, StreamKeepAlive: o.StreamKeepAlive, Releases: rc, Tokens: []config.Token{
 		{Name: "alice", Role: "admin", Value: AdminToken},
 		{Name: "bob", Role: "viewer", Value: ViewerToken},
 		{Name: "ci-build", Role: "admin", Value: BuildToken},
@@ -98,5 +112,5 @@ func New(t testing.TB, o Options) *Server {
 		close(done)
 		srv.Close()
 	})
-	return &Server{URL: srv.URL, Plane: p, Srv: srv, Handler: h}
+	return &Server{URL: srv.URL, Plane: p, Srv: srv, Handler: h, Releases: rc, Cfg: cfg}
 }

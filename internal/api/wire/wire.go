@@ -130,6 +130,9 @@ type StartCanaryRequest struct {
 	// FreshCohort picks cohort buckets no earlier canary used.
 	FreshCohort bool   `json:"fresh_cohort,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	// Policy overrides the service's release policy for this release
+	// (steps, step_duration, ...); nil runs it under the config.
+	Policy *ReleasePolicy `json:"policy,omitempty"`
 }
 
 // TrafficRequest moves the canary's share. Traffic is required.
@@ -158,4 +161,144 @@ type EventPage struct {
 // deregister).
 type Empty struct {
 	OK bool `json:"ok"`
+}
+
+// PromoteRequest is the body of promote. While the release controller is
+// still analysing the canary, promote is refused (409) unless Force is set
+// with a Reason: the release record then says it was promoted by force,
+// skipping the remaining analysis.
+type PromoteRequest struct {
+	Reason string `json:"reason,omitempty"`
+	Force  bool   `json:"force,omitempty"`
+}
+
+// ReleasePolicy is the policy a release runs under, or (in
+// StartCanaryRequest) the fields of the service's policy one release
+// overrides. Durations are Go duration strings; percentages 0 to 100.
+type ReleasePolicy struct {
+	Steps           []float64 `json:"steps,omitempty"`
+	StepDuration    string    `json:"step_duration,omitempty"`
+	MaxStepDuration string    `json:"max_step_duration,omitempty"`
+	// OnInconclusive is pause or rollback.
+	OnInconclusive string `json:"on_inconclusive,omitempty" openapi:"enum=pause|rollback"`
+	AutoPromote    *bool  `json:"auto_promote,omitempty"`
+	// ManualGates are steps where a passed step waits for approve.
+	ManualGates []float64 `json:"manual_gates,omitempty"`
+}
+
+// Release is one release record: the journal of a canary deployment.
+type Release struct {
+	ID      string `json:"id"`
+	Service string `json:"service"`
+	Build   string `json:"build"`
+	// Status is running, paused, promoted, rolled_back or aborted.
+	Status string `json:"status" openapi:"enum=running|paused|promoted|rolled_back|aborted"`
+	// Step is the 1-based step reached (0 before the first); Traffic the
+	// canary's share then.
+	Step    int       `json:"step"`
+	Steps   []float64 `json:"steps"`
+	Traffic float64   `json:"traffic"`
+	// Reason says why it ended (or is held), in words and numbers.
+	Reason    string     `json:"reason,omitempty"`
+	StartedAt time.Time  `json:"started_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	// Duration is from start to end (or to now while active), as a Go
+	// duration.
+	Duration string `json:"duration"`
+	// Verdict is the judge's last outcome: pass, fail or inconclusive.
+	Verdict      string  `json:"verdict,omitempty"`
+	UsersExposed float64 `json:"users_exposed"`
+	UsersHarmed  float64 `json:"users_harmed"`
+	// Held says why the release waits for a person (a manual gate).
+	Held string `json:"held,omitempty"`
+	// Waiting is true when every step passed and a manual promote is
+	// awaited.
+	Waiting bool `json:"waiting_for_promote,omitempty"`
+	// Forced is true when an operator promoted it skipping the analysis.
+	Forced    bool           `json:"forced,omitempty"`
+	Policy    ReleasePolicy  `json:"policy"`
+	Approvals []Approval     `json:"approvals,omitempty"`
+	Gates     []GateResult   `json:"gates,omitempty"`
+	Checks    []MetricResult `json:"checks,omitempty"`
+}
+
+// Approval is a person's approval of a manual gate.
+type Approval struct {
+	Traffic float64   `json:"traffic"`
+	Actor   string    `json:"actor"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// GateResult is the latest call of one webhook gate at one point.
+type GateResult struct {
+	Gate    string    `json:"gate"`
+	Point   string    `json:"point" openapi:"enum=before_start|before_step|before_promote|after_rollback"`
+	Allowed bool      `json:"allowed"`
+	Status  int       `json:"status,omitempty"`
+	Message string    `json:"message"`
+	OnDeny  string    `json:"on_deny"`
+	At      time.Time `json:"at"`
+}
+
+// MetricResult is the latest evaluation of one custom metric check.
+type MetricResult struct {
+	Name      string    `json:"name"`
+	Outcome   string    `json:"outcome" openapi:"enum=pass|fail|inconclusive"`
+	Condition string    `json:"condition"`
+	Canary    float64   `json:"canary"`
+	Stable    *float64  `json:"stable,omitempty"`
+	Limit     float64   `json:"limit"`
+	Message   string    `json:"message"`
+	At        time.Time `json:"at"`
+}
+
+// ReleaseList answers GET /api/v1/releases, newest first.
+type ReleaseList struct {
+	Releases []Release `json:"releases"`
+}
+
+// Comparison answers GET /api/v1/services/{service}/compare: the live
+// comparison the judge sees, per metric. With no release under way Active
+// is false, Release is absent and Metrics is empty.
+type Comparison struct {
+	Service string   `json:"service"`
+	Active  bool     `json:"active"`
+	Release *Release `json:"release,omitempty"`
+	// Outcome is the overall verdict now: pass, fail or inconclusive;
+	// none when no release is under way.
+	Outcome   string    `json:"outcome"`
+	At        time.Time `json:"at"`
+	StepStart time.Time `json:"step_start"`
+	Metrics   []Metric  `json:"metrics"`
+}
+
+// Metric is one row of a comparison. Kind is judge (the anytime-valid
+// tests of errors and latency), guardrail (absolute ceilings) or check (a
+// custom metric). Rates are fractions (0.01 = 1 %), latencies seconds.
+// Fields that do not apply are 0; unbounded bounds are ±1.8e308.
+type Metric struct {
+	Metric string `json:"metric"`
+	Kind   string `json:"kind" openapi:"enum=judge|guardrail|check"`
+	// Unit of Stable, Canary and Difference: rate, seconds, users,
+	// requests or value.
+	Unit       string  `json:"unit"`
+	Stable     float64 `json:"stable"`
+	Canary     float64 `json:"canary"`
+	Difference float64 `json:"difference"`
+	// Estimate is the effect the test measures (errors: excess rate;
+	// latency: rate ratio of exceedances of stable's p90) with its
+	// confidence bounds Lower and Upper; Limit is what it is held to.
+	Estimate float64 `json:"estimate"`
+	Lower    float64 `json:"lower"`
+	Upper    float64 `json:"upper"`
+	Limit    float64 `json:"limit"`
+	// EValue is the evidence against "no difference"; the release fails
+	// when it reaches Threshold.
+	EValue    float64 `json:"e_value"`
+	Threshold float64 `json:"threshold"`
+	Samples   uint64  `json:"samples"`
+	Result    string  `json:"result" openapi:"enum=pass|fail|inconclusive"`
+	Message   string  `json:"message"`
 }

@@ -162,6 +162,12 @@ func describe(ev event.Event) string {
 		s = fmt.Sprintf("canary %s rolled back from %s; every user is on stable", ev.Build, d["traffic"])
 	case event.Paused:
 		s = "release paused"
+	case event.Aborted:
+		s = "release of " + ev.Build + " aborted at " + d["traffic"]
+	case "release.approved":
+		s = "manual gate at " + d["traffic"] + " approved"
+	case "release.held":
+		s = "release of " + ev.Build + " held at " + d["traffic"]
 	case event.Resumed:
 		s = "release resumed"
 	case event.BuildDeleted:

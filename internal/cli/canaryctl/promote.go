@@ -2,6 +2,8 @@ package canaryctl
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +33,23 @@ func (a *app) reasonCmd(use, short, example string, do func(c *client.Client, ct
 }
 
 func (a *app) promoteCmd() *cobra.Command {
-	return a.reasonCmd("promote", "Make the canary the stable build (the old stable goes back to deployed)",
-		"  canaryctl promote api", (*client.Client).Promote)
+	var force bool
+	cmd := a.reasonCmd("promote", "Make the canary the stable build (the old stable goes back to deployed); --force skips the remaining analysis",
+		`  canaryctl promote api
+  canaryctl promote api --force --reason "hotfix for the outage, judged by hand"`,
+		func(c *client.Client, ctx context.Context, service, reason string, opts ...client.Option) (wire.Result, error) {
+			if force {
+				return c.ForcePromote(ctx, service, reason, opts...)
+			}
+			return c.Promote(ctx, service, reason, opts...)
+		})
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if r, _ := c.Flags().GetString("reason"); force && strings.TrimSpace(r) == "" {
+			return usageError{fmt.Errorf("promote --force: --reason is required")}
+		}
+		return run(c, args)
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "promote while the release is still under analysis, skipping the rest of it (needs --reason)")
+	return cmd
 }

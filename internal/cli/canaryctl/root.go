@@ -105,6 +105,10 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 conflict or illegal in the 
 		a.pauseCmd(false),
 		a.eventsCmd(),
 		a.cohortCmd(),
+		a.releasesCmd(),
+		a.compareCmd(),
+		a.abortCmd(),
+		a.approveCmd(),
 	)
 	return root
 }
