@@ -4,7 +4,9 @@
 // in front of it, opens the connections through it and reads the gateway's
 // VmRSS from /proc. Results go to docs/benchmarks.md.
 //
-//	go build -o bin/canaryd ./cmd/canaryd && go run ./bench/memconns -canaryd bin/canaryd
+//	go build -o bin/canaryd ./cmd/canaryd
+//	go run ./bench/memconns -canaryd bin/canaryd -conns 10000 -ws 0
+//	go run ./bench/memconns -canaryd bin/canaryd -conns 0 -ws 1000
 package main
 
 import (
@@ -65,8 +67,17 @@ services:
 	base := rss(pid)
 	fmt.Printf("baseline: %.1f MiB\n", mib(base))
 
-	conns := make([]net.Conn, 0, *nconns)
-	for i := 0; i < *nconns; i++ {
+	if *nconns > 0 {
+		measureConns(listen, pid, base, *nconns)
+	}
+	if *nws > 0 {
+		measureWebSockets(listen, pid, base, *nws)
+	}
+}
+
+func measureConns(listen string, pid int, base int64, n int) {
+	conns := make([]net.Conn, 0, n)
+	for i := 0; i < n; i++ {
 		c, err := net.Dial("tcp", listen)
 		if err != nil {
 			log.Fatalf("conn %d: %v", i, err)
@@ -83,16 +94,16 @@ services:
 	time.Sleep(2 * time.Second)
 	withConns := rss(pid)
 	fmt.Printf("%d idle keep-alive connections: %.1f MiB (+%.1f KiB per connection)\n",
-		*nconns, mib(withConns), float64(withConns-base)/1024/float64(*nconns))
+		n, mib(withConns), float64(withConns-base)/1024/float64(n))
 	for _, c := range conns {
 		c.Close()
 	}
-	time.Sleep(3 * time.Second)
-	afterClose := rss(pid)
+}
 
+func measureWebSockets(listen string, pid int, base int64, n int) {
 	ctx := context.Background()
 	var socks []*websocket.Conn
-	for i := 0; i < *nws; i++ {
+	for i := 0; i < n; i++ {
 		c, _, err := websocket.Dial(ctx, "ws://"+listen+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"X-User-Id": {fmt.Sprint("w", i)}}})
 		if err != nil {
 			log.Fatalf("websocket %d: %v", i, err)
@@ -107,8 +118,8 @@ services:
 	}
 	time.Sleep(2 * time.Second)
 	withWS := rss(pid)
-	fmt.Printf("%d open WebSockets: %.1f MiB (+%.1f KiB per WebSocket over %.1f MiB after the connections closed)\n",
-		*nws, mib(withWS), float64(withWS-afterClose)/1024/float64(*nws), mib(afterClose))
+	fmt.Printf("%d open WebSockets: %.1f MiB (+%.1f KiB per WebSocket)\n",
+		n, mib(withWS), float64(withWS-base)/1024/float64(n))
 	for _, c := range socks {
 		c.CloseNow()
 	}

@@ -34,15 +34,8 @@ func (p *Plane) SetStable(ctx context.Context, actor Actor, service, id, reason 
 		if l.stable != nil {
 			return nil, illegal(op, "service %q already has stable build %q", "start build "+id+" as a canary and promote it", service, l.stable.ID)
 		}
-		b, err := getBuild(ctx, tx, service, id)
+		b, err := transition(ctx, tx, op, service, id, store.StateStable, "only a deployed build can become the first stable")
 		if err != nil {
-			return nil, err
-		}
-		if b.State != store.StateDeployed {
-			return nil, illegal(op, "build %q is %s", "only a deployed build can become the first stable", id, b.State)
-		}
-		b.State = store.StateStable
-		if _, err := tx.PutBuild(ctx, b); err != nil {
 			return nil, err
 		}
 		return &event.Event{Service: service, Type: event.StableSet, Build: id, Reason: reason,
@@ -238,15 +231,9 @@ func (p *Plane) SetPaused(ctx context.Context, actor Actor, service string, paus
 func (p *Plane) DeleteBuild(ctx context.Context, actor Actor, service, id, reason string) (event.Event, error) {
 	const op = "delete build"
 	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
-		b, err := getBuild(ctx, tx, service, id)
+		b, err := transition(ctx, tx, op, service, id, store.StateDeleted,
+			"only a deployed build can be deleted: promote another build or roll this one back first")
 		if err != nil {
-			return nil, err
-		}
-		if b.State != store.StateDeployed {
-			return nil, illegal(op, "build %q is %s", "only a deployed build can be deleted: promote another build or roll this one back first", id, b.State)
-		}
-		b.State = store.StateDeleted
-		if _, err := tx.PutBuild(ctx, b); err != nil {
 			return nil, err
 		}
 		return &event.Event{Service: service, Type: event.BuildDeleted, Build: id, Reason: reason,
@@ -301,6 +288,20 @@ func (p *Plane) ResetCohorts(ctx context.Context, actor Actor, service, reason s
 		return &event.Event{Service: service, Type: event.CohortRefreshed, Reason: reason,
 			Details: map[string]string{"forgotten_windows": fmt.Sprint(used)}}, nil
 	})
+}
+
+// transition moves a deployed build to state to. A build in any other state
+// is illegal for op; legal says what would be.
+func transition(ctx context.Context, tx store.Tx, op, service, id string, to store.BuildState, legal string) (store.Build, error) {
+	b, err := getBuild(ctx, tx, service, id)
+	if err != nil {
+		return b, err
+	}
+	if b.State != store.StateDeployed {
+		return b, illegal(op, "build %q is %s", legal, id, b.State)
+	}
+	b.State = to
+	return tx.PutBuild(ctx, b)
 }
 
 // ErrCohortExhausted is returned when no fresh window is left.

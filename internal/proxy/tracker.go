@@ -152,7 +152,7 @@ func (w *wsConn) requestClose() {
 func (w *wsConn) pump() {
 	defer close(w.chunks)
 	for {
-		buf := make([]byte, 16<<10)
+		buf := make([]byte, 4<<10)
 		n, err := w.ReadWriteCloser.Read(buf)
 		if n > 0 {
 			select {

@@ -21,7 +21,7 @@ import (
 )
 
 // backend answers with its name and the build header it received.
-func backend(t *testing.T, name string) *httptest.Server {
+func backend(t testing.TB, name string) *httptest.Server {
 	t.Helper()
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s build=%s path=%s", name, r.Header.Get("X-Canary-Build"), r.URL.Path)
@@ -34,7 +34,7 @@ func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://
 
 // start runs a gateway from YAML (with %s placeholders filled by args) on
 // free ports and returns its data plane URL.
-func start(t *testing.T, yaml string, args ...any) (*Server, string) {
+func start(t testing.TB, yaml string, args ...any) (*Server, string) {
 	t.Helper()
 	src := fmt.Sprintf(yaml, args...)
 	cfg, err := config.Parse([]byte(src), "test.yaml", func(string) (string, bool) { return "", false })
