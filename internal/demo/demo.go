@@ -35,6 +35,8 @@ type Options struct {
 	Step            time.Duration // bake time per step (default 4s)
 	Timeout         time.Duration // give up after this (default 3m)
 	Forever         bool          // keep serving after the release ends, until ctx ends
+	// LogLevel of the gateway's own log lines in the output (default warn).
+	LogLevel slog.Level
 }
 
 func (o *Options) defaults() {
@@ -61,6 +63,9 @@ func (o *Options) defaults() {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Minute
+	}
+	if o.LogLevel == 0 {
+		o.LogLevel = slog.LevelWarn
 	}
 }
 
@@ -103,7 +108,9 @@ func Run(ctx context.Context, o Options, out io.Writer) (Result, error) {
 	}
 	defer st.Close()
 	plane := control.New(st, control.Options{})
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Warnings and errors of the gateway go to the demo's output: a demo
+	// that hides why it stalls helps nobody.
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: o.LogLevel}))
 	srv, err := server.New(ctx, cfg, server.Options{Plane: plane, Logger: log})
 	if err != nil {
 		return Result{}, fmt.Errorf("demo: %w (choose other ports with --listen and --admin)", err)
@@ -178,6 +185,14 @@ func watch(ctx context.Context, srv *server.Server, o Options, out io.Writer, st
 		if st, ok := srv.Releases().Status(service); ok {
 			fmt.Fprintln(out, progress(st, srv, time.Since(started)))
 		}
+		if paused(ctx, srv) {
+			// A step that stays inconclusive too long pauses the release for
+			// a person to look at; the demo plays that person.
+			fmt.Fprintln(out, "  (the release paused; the demo resumes it, as you would with: canaryctl resume "+service+")")
+			if _, err := srv.Plane().SetPaused(ctx, "demo", service, false, "resumed by the demo"); err != nil && !errors.Is(err, control.ErrIllegal) {
+				return res, err
+			}
+		}
 		if outcome, ended := releaseEnded(ctx, srv); ended {
 			// Collect the events of the end itself.
 			evs, _ := newEvents(ctx, srv, lastID)
@@ -199,6 +214,16 @@ func newEvents(ctx context.Context, srv *server.Server, after int64) ([]event.Ev
 		return err
 	})
 	return evs, err
+}
+
+func paused(ctx context.Context, srv *server.Server) bool {
+	var p bool
+	_ = srv.Plane().Store().View(ctx, func(r store.Reader) error {
+		svc, err := r.GetService(ctx, service)
+		p = err == nil && svc.Paused
+		return err
+	})
+	return p
 }
 
 func releaseEnded(ctx context.Context, srv *server.Server) (store.ReleaseStatus, bool) {
@@ -323,5 +348,5 @@ services:
       step_duration: %s
       max_step_duration: %s
       analysis: {interval: 10s, min_samples: 50, max_error_rate_delta: 2%%, max_users_harmed: 200}
-`, o.Listen, o.Admin, token, dir, service, stable, canary, o.Step, 10*o.Step)
+`, o.Listen, o.Admin, token, dir, service, stable, canary, o.Step, max(60*time.Second, 15*o.Step))
 }

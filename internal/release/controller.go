@@ -491,6 +491,8 @@ func (c *Controller) advance(ctx context.Context, sc *config.Service, svc store.
 	// At 100 % nobody is left on stable to compare with: the last step
 	// only bakes under the guardrails and absolute ceilings.
 	fullBake := atFull && now.Sub(rel.st.StepStart) >= p.StepDuration
+	c.o.Logger.Debug("release tick", "service", sc.Name, "step", rel.st.Step, "verdict", string(v.Outcome),
+		"paused", svc.Paused, "checks_ok", checksOK, "held", rel.st.Held, "step_start", rel.st.StepStart)
 	switch {
 	case v.Outcome == judge.Fail:
 		return c.rollback(ctx, sc, rel, canary, "judge: "+failReasons(v), now)
