@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"github.com/canaryd/canaryd/internal/event"
 	"github.com/canaryd/canaryd/internal/route/cohort"
 	"github.com/canaryd/canaryd/internal/store"
+	"github.com/canaryd/canaryd/internal/store/pgtest"
+	"github.com/canaryd/canaryd/internal/store/postgres"
 	"github.com/canaryd/canaryd/internal/store/sqlite"
 )
 
@@ -26,13 +29,52 @@ services:
       - {id: "43", version: 1.2.0, endpoints: [127.0.0.1:9004]}
 `
 
+// pg is one throwaway PostgreSQL cluster for the test binary.
+var pg pgtest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pg.Stop()
+	os.Exit(code)
+}
+
+// stores are the two implementations every lifecycle test runs on.
+var stores = []struct {
+	name string
+	open func(t *testing.T) store.Store
+}{
+	{"sqlite", func(t *testing.T) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}},
+	{"postgres", func(t *testing.T) store.Store {
+		s, err := postgres.Open(context.Background(), pg.Database(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}},
+}
+
+// onBothStores runs f once per store implementation.
+func onBothStores(t *testing.T, f func(t *testing.T, open func(t *testing.T) store.Store)) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) { f(t, st.open) })
+	}
+}
+
 func newPlane(t *testing.T) (*Plane, *config.Config) {
 	t.Helper()
+	return newPlaneOn(t, stores[0].open)
+}
+
+func newPlaneOn(t *testing.T, open func(t *testing.T) store.Store) (*Plane, *config.Config) {
+	t.Helper()
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t)
 	t.Cleanup(func() { s.Close() })
 	cfg, err := config.Parse([]byte(testConfig), "test", func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -61,9 +103,13 @@ func states(t *testing.T, p *Plane) map[string]store.BuildState {
 	return out
 }
 
-// The lifecycle as a table: each row is an operation from a given start
-// and its outcome; a refused operation changes nothing.
+// The lifecycle as a table, on both stores: each row is an operation from
+// a given start and its outcome; a refused operation changes nothing.
 func TestLifecycleTable(t *testing.T) {
+	onBothStores(t, lifecycleTable)
+}
+
+func lifecycleTable(t *testing.T, open func(t *testing.T) store.Store) {
 	ctx := context.Background()
 	type op func(p *Plane) error
 	start42 := func(p *Plane) error {
@@ -132,7 +178,7 @@ func TestLifecycleTable(t *testing.T) {
 		}, `build "99" of service "api": not found`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, _ := newPlane(t)
+			p, _ := newPlaneOn(t, open)
 			for _, s := range tc.setup {
 				if err := s(p); err != nil {
 					t.Fatal(err)
@@ -237,11 +283,15 @@ func TestFreshCohortsDoNotOverlap(t *testing.T) {
 	}
 }
 
-// Random operation sequences keep the invariants: one stable, at most one
-// canary, traffic only with a canary.
+// Random operation sequences keep the invariants on both stores: one
+// stable, at most one canary, traffic only with a canary.
 func TestRandomOperationsKeepInvariants(t *testing.T) {
+	onBothStores(t, randomOperations)
+}
+
+func randomOperations(t *testing.T, open func(t *testing.T) store.Store) {
 	ctx := context.Background()
-	p, cfg := newPlane(t)
+	p, cfg := newPlaneOn(t, open)
 	rng := rand.New(rand.NewPCG(1, 2))
 	ids := []string{"41", "42", "43"}
 	for i := 0; i < 300; i++ {
