@@ -26,11 +26,11 @@ test: deps vet lint
 
 # A canary release end to end: a healthy canary is promoted step by step.
 demo:
-	$(GO) run ./cmd/canaryd demo
+	$(GO) run ./cmd/canaryd demo $(DEMO_ARGS)
 
 # The same with a failing canary: rolled back automatically.
 demo-faulty:
-	$(GO) run ./cmd/canaryd demo --faulty
+	$(GO) run ./cmd/canaryd demo --faulty $(DEMO_ARGS)
 
 # Benchmarks of the request path (figures in docs/benchmarks.md).
 bench:
