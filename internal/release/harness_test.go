@@ -72,7 +72,14 @@ func newHarness(t *testing.T, releaseBlock string) *harness {
 		t.Fatal(err)
 	}
 	h.judged = metrics.New(metrics.Options{NoRuntimeMetrics: true, Now: func() time.Time { return h.now }})
-	h.ctl = release.New(release.Options{
+	h.ctl = h.controller("test")
+	return h
+}
+
+// controller returns a controller of the harness's store and clock that
+// holds the lease as holder.
+func (h *harness) controller(holder string) *release.Controller {
+	return release.New(release.Options{
 		Plane:  h.plane,
 		Config: func() *config.Config { return h.cfg },
 		Judged: h.judged,
@@ -82,10 +89,9 @@ func newHarness(t *testing.T, releaseBlock string) *harness {
 			}
 			return h.analysis[service]
 		},
-		Holder: "test",
+		Holder: holder,
 		Now:    func() time.Time { return h.now },
 	})
-	return h
 }
 
 // start makes build 2 the canary at traffic.
