@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -151,4 +154,84 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// SIGHUP reloads the config of a running canaryd without failing a
+// request in flight or arriving meanwhile; a bad file is refused and the
+// running config stays.
+func TestSIGHUPReloadUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and signals a canaryd process")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "canaryd")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/canaryd").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	a, b := backend(t, "a"), backend(t, "b")
+	listen := freeAddr(t)
+	cfgPath := filepath.Join(dir, "c.yaml")
+	write := func(endpoint string) {
+		os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listen: %s
+store: sqlite://%s/c.db
+services: [{name: api, builds: [{id: "1", state: stable, endpoints: [%s]}]}]
+`, listen, dir, endpoint)), 0o644)
+	}
+	write(addr(a))
+	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--log-level", "error")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	url := "http://" + listen
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	var failures atomic.Int64
+	var seenB atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: 5 * time.Second}
+			for i := 0; i < 20000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get(url + "/")
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failures.Add(1)
+				}
+				if strings.HasPrefix(string(body), "b ") {
+					seenB.Store(true)
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	os.WriteFile(cfgPath, []byte("listen: [broken"), 0o644) // refused: the running config stays
+	cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	write(addr(b))
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, seenB.Load)
+	close(stop)
+	wg.Wait()
+	if n := failures.Load(); n != 0 {
+		t.Fatalf("%d requests failed across two reloads", n)
+	}
 }

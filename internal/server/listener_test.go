@@ -221,3 +221,21 @@ func httpServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(func() { s.Close() })
 	return ln.Addr().String()
 }
+
+// Headers over proxy.max_header_bytes are refused by the server (431)
+// before any routing.
+func TestHeaderSizeLimit(t *testing.T) {
+	up := backend(t, "stable")
+	_, url := start(t, `
+listen: 127.0.0.1:0
+proxy: {max_header_bytes: 2048}
+services: [{name: api, builds: [{id: "1", state: stable, endpoints: [%s]}]}]
+`, addr(up))
+	c := &http.Client{Timeout: 5 * time.Second}
+	if code, _, _ := get(t, c, url+"/", "X-Small", "ok"); code != 200 {
+		t.Fatalf("small headers: %d", code)
+	}
+	if code, _, _ := get(t, c, url+"/", "X-Big", strings.Repeat("x", 16<<10)); code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("16 KiB header: %d, want 431", code)
+	}
+}
