@@ -8,8 +8,9 @@
 #     -v "$PWD/canaryd.yaml:/etc/canaryd/canaryd.yaml:ro" -v canaryd-data:/var/lib/canaryd \
 #     -e CANARYD_ADMIN_TOKEN canaryd:1.0.0
 #
-# `canaryd version` reports VERSION and, when the build context holds the
-# .git directory, the commit (the Go toolchain stamps it from git).
+# `canaryd version` reports VERSION and the commit: COMMIT when given
+# (--build-arg COMMIT=$(git rev-parse --short HEAD)), else the one the Go
+# toolchain stamps when the build context holds the .git directory.
 # docs/operations.md explains the choices.
 
 FROM golang:1.26 AS build
@@ -19,10 +20,11 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
+ARG COMMIT=
 ENV CGO_ENABLED=0
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath \
-      -ldflags "-s -w -X github.com/canaryd/canaryd/internal/version.Version=${VERSION}" \
+      -ldflags "-s -w -X github.com/canaryd/canaryd/internal/version.Version=${VERSION} -X github.com/canaryd/canaryd/internal/version.BuildCommit=${COMMIT}" \
       -o /out/ ./cmd/canaryd ./cmd/canaryctl
 # The store's directory, owned by the image's non-root user (uid 65532).
 RUN mkdir -p /out/data && chown 65532:65532 /out/data

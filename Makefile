@@ -8,8 +8,10 @@ export GOFLAGS := -buildvcs=true
 
 all: build
 
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null)
+
 build:
-	$(GO) build -o bin/canaryd ./cmd/canaryd
+	$(GO) build -ldflags "-X github.com/canaryd/canaryd/internal/version.BuildCommit=$(COMMIT)" -o bin/ ./cmd/canaryd ./cmd/canaryctl
 
 deps:
 	@./scripts/install-deps.sh

@@ -11,9 +11,17 @@ import (
 // Version is set at link time: -ldflags "-X github.com/canaryd/canaryd/internal/version.Version=1.0.0".
 var Version = "dev"
 
+// BuildCommit may be set at link time (-X ...version.BuildCommit=$(git
+// rev-parse --short HEAD)) where the toolchain cannot stamp the commit: a
+// build without the .git directory, or with -buildvcs=false.
+var BuildCommit = ""
+
 // Commit returns the VCS revision the binary was built from (with "+dirty"
 // when the tree had changes), or "unknown".
 func Commit() string {
+	if BuildCommit != "" {
+		return BuildCommit
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
