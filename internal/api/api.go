@@ -50,6 +50,9 @@ type Options struct {
 	// and promote's analysis check); nil answers them with 503 and lets
 	// promote promote at once, as without a controller.
 	Releases Releases
+	// Alerts serves the alert routes (channels, test, dead alerts); nil
+	// answers them with 503.
+	Alerts Alerts
 	// Done, when closed, ends every open event stream, so that
 	// http.Server.Shutdown does not wait for them. nil: a stream ends only
 	// when its client goes.
@@ -69,6 +72,7 @@ type api struct {
 	keep     time.Duration
 	done     <-chan struct{}
 	releases Releases
+	alerts   Alerts
 	routes   []route
 	mux      *http.ServeMux
 	patterns []string // every pattern registered on mux, for the tests
@@ -96,6 +100,7 @@ func New(o Options) http.Handler {
 		mux:     http.NewServeMux(),
 
 		releases: o.Releases,
+		alerts:   o.Alerts,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

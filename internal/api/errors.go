@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/canaryd/canaryd/internal/alerting"
 	"github.com/canaryd/canaryd/internal/api/wire"
 	"github.com/canaryd/canaryd/internal/control"
 	"github.com/canaryd/canaryd/internal/store"
@@ -38,6 +39,8 @@ func badRequest(field, msg string) error {
 //	store.ErrInvalid       400
 //	store.ErrNotFound      404
 //	control.ErrIllegal     409, saying what is legal
+//	alerting.ErrReadOnly   409, saying to edit the config file
+//	alerting.ErrNoKey      409, naming alerts.secret_key
 //	store.ErrConflict      409
 //	control.ErrStale       412 (If-Match no longer current)
 //	*http.MaxBytesError    413
@@ -64,6 +67,12 @@ func status(err error) (int, wire.Error) {
 		return http.StatusRequestEntityTooLarge, wire.Error{Error: "request body is larger than " + itoa(mbe.Limit) + " bytes"}
 	case errors.As(err, &typed):
 		return http.StatusBadRequest, wire.Error{Error: err.Error(), Field: typed.Field}
+	case errors.Is(err, alerting.ErrReadOnly):
+		return http.StatusConflict, wire.Error{Error: "the channel is declared in the config file and is read-only: edit alerts.channels there and reload canaryd",
+			Legal: "change channels added at run time only"}
+	case errors.Is(err, alerting.ErrNoKey):
+		return http.StatusConflict, wire.Error{Error: "the server has no alerts.secret_key, so it cannot store channel secrets: " +
+			"set alerts.secret_key in its config (32 bytes, base64 or hex, e.g. ${CANARYD_SECRET_KEY}) and reload, or declare the channel in the config file"}
 	case errors.Is(err, store.ErrInvalid):
 		return http.StatusBadRequest, wire.Error{Error: err.Error()}
 	case errors.Is(err, store.ErrNotFound):

@@ -347,6 +347,6 @@ services:
       steps: [5, 10, 30, 50, 75, 100]
       step_duration: %s
       max_step_duration: %s
-      analysis: {interval: 10s, min_samples: 50, max_error_rate_delta: 2%%, max_users_harmed: 200}
+      analysis: {interval: 10s, min_samples: 50, max_error_rate_delta: 2%%, max_users_harmed: 600}
 `, o.Listen, o.Admin, token, dir, service, stable, canary, o.Step, max(60*time.Second, 15*o.Step))
 }

@@ -31,7 +31,7 @@ func (s *Server) adminHandler() http.Handler {
 
 // setAPI builds the admin API for cfg's tokens; Reload calls it again.
 func (s *Server) setAPI(cfg *config.Config) {
-	h := api.New(api.Options{Plane: s.plane, Tokens: cfg.Admin.Tokens, Logger: s.log, Done: s.streams, Releases: s.release})
+	h := api.New(api.Options{Plane: s.plane, Tokens: cfg.Admin.Tokens, Logger: s.log, Done: s.streams, Releases: s.release, Alerts: s.alerts})
 	s.api.Store(&h)
 }
 

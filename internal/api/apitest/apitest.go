@@ -1,6 +1,7 @@
 // Package apitest runs the admin API for tests: a real httptest server on
 // 127.0.0.1 serving internal/api over a real SQLite store in a temporary
-// directory, with a control.Plane synced from a small config. The API,
+// directory, with a control.Plane synced from a small config and an
+// alerting.Service built from its alerts section. The API,
 // client and canaryctl tests all use it, so they test the same thing a
 // deployment runs.
 package apitest
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/canaryd/canaryd/internal/alerting"
 	"github.com/canaryd/canaryd/internal/api"
 	"github.com/canaryd/canaryd/internal/config"
 	"github.com/canaryd/canaryd/internal/control"
@@ -58,6 +60,11 @@ type Server struct {
 	Releases *release.Controller
 	// Cfg is the parsed config.
 	Cfg *config.Config
+	// Alerts is the alerting service behind the alert routes, over the
+	// server's store and the config's alerts section. The server does not
+	// Run it: channel management and tests work without, and nothing is
+	// delivered from the outbox unless a test runs it.
+	Alerts *alerting.Service
 }
 
 // Options adjust New.
@@ -71,6 +78,10 @@ type Options struct {
 	// Releases, when set, serves the release routes; nil means a
 	// release.Controller over the server's plane and config (not run).
 	Releases *release.Controller
+	// Alerts, when set, serves the alert routes; nil means an
+	// alerting.Service over the server's store and the config's alerts
+	// section (not run).
+	Alerts *alerting.Service
 }
 
 // New starts a server that stops when t ends.
@@ -102,7 +113,13 @@ func New(t testing.TB, o Options) *Server {
 	if rc == nil {
 		rc = release.New(release.Options{Plane: p, Config: func() *config.Config { return cfg }})
 	}
-	h := api.New(api.Options{Plane: p, Done: done, StreamKeepAlive: o.StreamKeepAlive, Releases: rc, Tokens: []config.Token{
+	as := o.Alerts
+	if as == nil {
+		if as, err = alerting.New(ctx, alerting.Options{Store: s, Config: &cfg.Alerts}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := api.New(api.Options{Plane: p, Done: done, StreamKeepAlive: o.StreamKeepAlive, Releases: rc, Alerts: as, Tokens: []config.Token{
 		{Name: "alice", Role: "admin", Value: AdminToken},
 		{Name: "bob", Role: "viewer", Value: ViewerToken},
 		{Name: "ci-build", Role: "admin", Value: BuildToken},
@@ -112,5 +129,5 @@ func New(t testing.TB, o Options) *Server {
 		close(done)
 		srv.Close()
 	})
-	return &Server{URL: srv.URL, Plane: p, Srv: srv, Handler: h, Releases: rc, Cfg: cfg}
+	return &Server{URL: srv.URL, Plane: p, Srv: srv, Handler: h, Releases: rc, Cfg: cfg, Alerts: as}
 }

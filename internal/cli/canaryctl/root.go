@@ -109,6 +109,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 conflict or illegal in the 
 		a.compareCmd(),
 		a.abortCmd(),
 		a.approveCmd(),
+		a.alertsCmd(),
 	)
 	return root
 }
