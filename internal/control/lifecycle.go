@@ -112,12 +112,9 @@ func (p *Plane) SetTraffic(ctx context.Context, actor Actor, service string, tra
 		if err := checkPercent(op, traffic); err != nil {
 			return nil, err
 		}
-		l, err := load(ctx, tx, service)
+		l, err := withCanary(ctx, tx, op, service, "start a canary first")
 		if err != nil {
 			return nil, err
-		}
-		if l.canary == nil {
-			return nil, illegal(op, "service %q has no canary", "start a canary first", service)
 		}
 		before := view(l.svc, l.stableID())
 		svc := l.svc
@@ -138,12 +135,9 @@ func (p *Plane) SetTraffic(ctx context.Context, actor Actor, service string, tra
 func (p *Plane) Promote(ctx context.Context, actor Actor, service, reason string) (event.Event, error) {
 	const op = "promote"
 	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
-		l, err := load(ctx, tx, service)
+		l, err := withCanary(ctx, tx, op, service, "start a canary first")
 		if err != nil {
 			return nil, err
-		}
-		if l.canary == nil {
-			return nil, illegal(op, "service %q has no canary", "start a canary first", service)
 		}
 		before := view(l.svc, l.stableID())
 		if l.stable != nil {
@@ -174,12 +168,9 @@ func (p *Plane) Promote(ctx context.Context, actor Actor, service, reason string
 func (p *Plane) Rollback(ctx context.Context, actor Actor, service, reason string) (event.Event, error) {
 	const op = "rollback"
 	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
-		l, err := load(ctx, tx, service)
+		l, err := withCanary(ctx, tx, op, service, "nothing to roll back")
 		if err != nil {
 			return nil, err
-		}
-		if l.canary == nil {
-			return nil, illegal(op, "service %q has no canary", "nothing to roll back", service)
 		}
 		before := view(l.svc, l.stableID())
 		c := *l.canary
@@ -205,12 +196,9 @@ func (p *Plane) SetPaused(ctx context.Context, actor Actor, service string, paus
 		op, typ = "pause", event.Paused
 	}
 	return p.changeService(ctx, actor, service, func(tx store.Tx) (*event.Event, error) {
-		l, err := load(ctx, tx, service)
+		l, err := withCanary(ctx, tx, op, service, "start a canary first")
 		if err != nil {
 			return nil, err
-		}
-		if l.canary == nil {
-			return nil, illegal(op, "service %q has no canary", "start a canary first", service)
 		}
 		if l.svc.Paused == paused {
 			return nil, illegal(op, "the release of %q is already %s", "", service, map[bool]string{true: "paused", false: "running"}[paused])
@@ -288,6 +276,16 @@ func (p *Plane) ResetCohorts(ctx context.Context, actor Actor, service, reason s
 		return &event.Event{Service: service, Type: event.CohortRefreshed, Reason: reason,
 			Details: map[string]string{"forgotten_windows": fmt.Sprint(used)}}, nil
 	})
+}
+
+// withCanary loads a service for an operation that needs its canary, and
+// refuses op when there is none; legal says what to do instead.
+func withCanary(ctx context.Context, tx store.Tx, op, service, legal string) (loaded, error) {
+	l, err := load(ctx, tx, service)
+	if err == nil && l.canary == nil {
+		err = illegal(op, "service %q has no canary", legal, service)
+	}
+	return l, err
 }
 
 // transition moves a deployed build to state to. A build in any other state
