@@ -2,6 +2,7 @@ package alert
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -119,4 +120,14 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// CheckURL reports why raw is not an absolute http(s) URL, naming the
+// provider and field. The URL is redacted in the message: for the webhook
+// providers that call it the URL is the credential.
+func CheckURL(provider, field, raw string) error {
+	if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%s: %s %s: want an absolute http(s) URL", provider, field, RedactURL(raw))
+	}
+	return nil
 }

@@ -11,9 +11,7 @@ package discord
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -33,9 +31,8 @@ type Notifier struct {
 // New returns a Notifier for webhookURL (a secret: its path holds the
 // token). A nil client means http.DefaultClient.
 func New(webhookURL string, c *http.Client) (*Notifier, error) {
-	u, err := url.Parse(webhookURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("discord: url %s: want an absolute http(s) URL", alert.RedactURL(webhookURL))
+	if err := alert.CheckURL("discord", "url", webhookURL); err != nil {
+		return nil, err
 	}
 	return &Notifier{url: webhookURL, client: c, now: time.Now}, nil
 }

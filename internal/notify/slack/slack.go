@@ -10,9 +10,7 @@ package slack
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -31,9 +29,8 @@ type Notifier struct {
 // http.DefaultClient; callers should pass one with a timeout. The URL is a
 // secret (it is the credential) and never appears in errors.
 func New(webhookURL string, c *http.Client) (*Notifier, error) {
-	u, err := url.Parse(webhookURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("slack: url %s: want an absolute http(s) URL", alert.RedactURL(webhookURL))
+	if err := alert.CheckURL("slack", "url", webhookURL); err != nil {
+		return nil, err
 	}
 	return &Notifier{url: webhookURL, client: c, now: time.Now}, nil
 }

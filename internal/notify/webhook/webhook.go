@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -59,8 +58,8 @@ type Notifier struct{ cfg Config }
 // New checks cfg and returns a Notifier.
 func New(cfg Config) (*Notifier, error) {
 	var errs []error
-	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("webhook: url %s: want an absolute http(s) URL", alert.RedactURL(cfg.URL)))
+	if err := alert.CheckURL("webhook", "url", cfg.URL); err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Secret == "" {
 		errs = append(errs, errors.New("webhook: secret is empty"))
