@@ -60,8 +60,9 @@ const (
 	minQuantile  = 50       // stable requests in the window before thresholds exist
 	minDeviation = 1000     // stable requests in the window before the deviation ceiling applies
 	harmWindow   = 30       // bins of the HarmRate guardrail
-	maxHistory   = 48 * 360 // points of History: 48 h at one per 10 s
-	historyStep  = 10       // seconds between History points
+	maxHistory   = 48*360 + historyFine // points of History: 48 h at one per 10 s, plus the recent ones
+	historyStep  = 10                   // seconds between History points older than historyFine
+	historyFine  = 600                  // the last 10 minutes keep a point per bin, so a step's samples count from its start
 )
 
 // window is a sliding 5-minute histogram made of 10-second chunks.
@@ -322,13 +323,27 @@ func (t *totals) add(s *Sample) {
 
 func (j *Judge) appendHistory(start int64) {
 	h := &j.st.History
-	if len(*h) > 0 && start-(*h)[len(*h)-1].T < historyStep {
+	if len(*h) > 0 && start <= (*h)[len(*h)-1].T {
 		return
 	}
 	if len(*h) >= maxHistory {
 		*h = append((*h)[:0], (*h)[len(*h)/2:]...)
 	}
 	*h = append(*h, histPoint{T: start, CReq: j.st.Canary.Requests, CErr: j.st.Canary.Errors})
+	// Once a minute, thin the points older than historyFine to one per
+	// historyStep: a step's start is then found to the second while it is
+	// recent, and the saved state stays small over a long release.
+	if start%60 == 0 {
+		kept := (*h)[:0]
+		var last int64 = -historyStep
+		for _, p := range *h {
+			if p.T >= start-historyFine || p.T-last >= historyStep {
+				kept = append(kept, p)
+				last = p.T
+			}
+		}
+		*h = kept
+	}
 }
 
 // errorE and latencyE are the current e-values.
