@@ -54,12 +54,12 @@ type Bin struct {
 }
 
 const (
-	recentLen    = 60       // bins kept for guardrails (seconds)
-	chunkSecs    = 10       // one chunk of the 5-minute latency windows
-	chunks       = 30       // 30 × 10 s = 5 minutes
-	minQuantile  = 50       // stable requests in the window before thresholds exist
-	minDeviation = 1000     // stable requests in the window before the deviation ceiling applies
-	harmWindow   = 30       // bins of the HarmRate guardrail
+	recentLen    = 60                   // bins kept for guardrails (seconds)
+	chunkSecs    = 10                   // one chunk of the 5-minute latency windows
+	chunks       = 30                   // 30 × 10 s = 5 minutes
+	minQuantile  = 50                   // stable requests in the window before thresholds exist
+	minDeviation = 1000                 // stable requests in the window before the deviation ceiling applies
+	harmWindow   = 30                   // bins of the HarmRate guardrail
 	maxHistory   = 48*360 + historyFine // points of History: 48 h at one per 10 s, plus the recent ones
 	historyStep  = 10                   // seconds between History points older than historyFine
 	historyFine  = 600                  // the last 10 minutes keep a point per bin, so a step's samples count from its start
