@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,34 +192,14 @@ services: [{name: api, builds: [{id: "1", state: stable, endpoints: [%s]}]}]
 	var failures atomic.Int64
 	var seenB atomic.Bool
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &http.Client{Timeout: 5 * time.Second}
-			for i := 0; i < 20000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := c.Get(url + "/")
-				if err != nil {
-					failures.Add(1)
-					continue
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failures.Add(1)
-				}
-				if strings.HasPrefix(string(body), "b ") {
-					seenB.Store(true)
-				}
-			}
-		}()
-	}
+	wg := hammer(url, 1, 80000, 0, stop, func(status int, body string, err error) {
+		if err != nil || status != 200 {
+			failures.Add(1)
+		}
+		if strings.HasPrefix(body, "b ") {
+			seenB.Store(true)
+		}
+	})
 	time.Sleep(300 * time.Millisecond)
 	os.WriteFile(cfgPath, []byte("listen: [broken"), 0o644) // refused: the running config stays
 	cmd.Process.Signal(syscall.SIGHUP)

@@ -32,7 +32,7 @@ services:
 func TestE2EReleaseOps(t *testing.T) {
 	srv, url := start(t, opsConfig, addr(flaky(t, "stable", 0)), addr(flaky(t, "canary", 0)))
 	stop := make(chan struct{})
-	wg := load(url, 500, 200000, stop)
+	wg := hammer(url, 500, 200000, time.Millisecond, stop, func(int, string, error) {})
 	defer func() { close(stop); wg.Wait() }()
 	c := &client.Client{BaseURL: srv.AdminAddr(), Token: "tok-admin-123"}
 	ctx := context.Background()

@@ -3,12 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,35 +26,6 @@ func flaky(t *testing.T, name string, errRate float64) *httptest.Server {
 	}))
 	t.Cleanup(s.Close)
 	return s
-}
-
-// load sends requests from many users until stop closes (bounded by max).
-func load(url string, users, max int, stop <-chan struct{}) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			c := &http.Client{Timeout: 5 * time.Second}
-			for i := 0; i < max/4; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest("GET", url+"/", nil)
-				req.Header.Set("X-User-ID", fmt.Sprint("user-", (i*4+g)%users))
-				resp, err := c.Do(req)
-				if err != nil {
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				time.Sleep(time.Millisecond)
-			}
-		}(g)
-	}
-	return &wg
 }
 
 const releaseConfig = `
@@ -104,7 +73,7 @@ func stateOf(t *testing.T, srv *Server, id string) store.BuildState {
 func TestReleaseRollsBackAFaultyCanary(t *testing.T) {
 	srv, url := start(t, releaseConfig, addr(flaky(t, "stable", 0.002)), addr(flaky(t, "canary", 0.3)))
 	stop := make(chan struct{})
-	wg := load(url, 500, 40000, stop)
+	wg := hammer(url, 500, 40000, time.Millisecond, stop, func(int, string, error) {})
 	defer func() { close(stop); wg.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
 	for stateOf(t, srv, "2") != store.StateDeployed {
@@ -130,7 +99,7 @@ func TestReleaseRollsBackAFaultyCanary(t *testing.T) {
 func TestReleasePromotesAHealthyCanary(t *testing.T) {
 	srv, url := start(t, releaseConfig, addr(flaky(t, "stable", 0)), addr(flaky(t, "canary", 0)))
 	stop := make(chan struct{})
-	wg := load(url, 500, 200000, stop)
+	wg := hammer(url, 500, 200000, time.Millisecond, stop, func(int, string, error) {})
 	defer func() { close(stop); wg.Wait() }()
 	deadline := time.Now().Add(60 * time.Second)
 	for stateOf(t, srv, "2") != store.StateStable {

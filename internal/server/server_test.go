@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,34 +226,18 @@ func TestTrafficChangesUnderLoad(t *testing.T) {
 	stable, canary := backend(t, "stable"), backend(t, "canary")
 	src := fmt.Sprintf(twoBuilds, "weighted", addr(stable), 10, addr(canary))
 	srv, url := start(t, "%s", src)
-	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	errs := make(chan error, 8)
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &http.Client{Timeout: 5 * time.Second}
-			for i := 0; i < 5000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := c.Get(url + "/")
-				if err != nil {
-					errs <- err
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					errs <- fmt.Errorf("status %d", resp.StatusCode)
-					return
-				}
-			}
-		}()
-	}
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	wg := hammer(url, 1, 20000, 0, stop, func(status int, _ string, err error) {
+		if err == nil && status != 200 {
+			err = fmt.Errorf("status %d", status)
+		}
+		if err != nil {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, err)
+		}
+	})
 	// 1 000 swaps: most built straight from states, every tenth through the
 	// real path (an operation, the store's change feed, a rebuild).
 	states, _ := srv.Plane().Snapshot(context.Background(), srv.cfg)
@@ -276,9 +261,8 @@ func TestTrafficChangesUnderLoad(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d requests failed while routing was swapped; first: %v", n, firstErr.Load())
 	}
 	waitFor(t, func() bool { return srv.Routes().Load().Service("api").Rules.Percent == 99 })
 }
@@ -308,6 +292,40 @@ func TestReloadAppliesConfig(t *testing.T) {
 	if err := srv.Reload(context.Background(), &moved); err == nil {
 		t.Fatal("a reload that moves the listener must be refused")
 	}
+}
+
+// hammer sends GET url/ from 4 goroutines, each request as one of users
+// (X-User-ID), at most max requests in all, pausing between requests, until
+// stop closes. seen gets every outcome, from several goroutines at once.
+// Wait on the returned group after closing stop.
+func hammer(url string, users, max int, pause time.Duration, stop <-chan struct{}, seen func(status int, body string, err error)) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			c := &http.Client{Timeout: 5 * time.Second}
+			for i := 0; i < max/4; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("GET", url+"/", nil)
+				req.Header.Set("X-User-ID", fmt.Sprint("user-", (i*4+g)%users))
+				resp, err := c.Do(req)
+				if err != nil {
+					seen(0, "", err)
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				seen(resp.StatusCode, string(body), nil)
+				time.Sleep(pause)
+			}
+		}(g)
+	}
+	return &wg
 }
 
 func waitFor(t *testing.T, cond func() bool) {
