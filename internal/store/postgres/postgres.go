@@ -375,29 +375,10 @@ type rowsAdapter struct{ pgx.Rows }
 func (r rowsAdapter) Err() error { return classify(r.Rows.Err()) }
 
 func (r rowsAdapter) Scan(dest ...any) error {
-	var times []*time.Time
-	var tmps []*pgtype.Timestamptz
-	d := dest
-	for i, x := range dest {
-		if tp, ok := x.(*time.Time); ok {
-			if times == nil {
-				d = append([]any(nil), dest...)
-			}
-			ts := new(pgtype.Timestamptz)
-			d[i] = ts
-			times = append(times, tp)
-			tmps = append(tmps, ts)
+	return sqlstore.ScanTimes(r.Rows.Scan, dest, func(ts *pgtype.Timestamptz) time.Time {
+		if !ts.Valid {
+			return time.Time{}
 		}
-	}
-	if err := r.Rows.Scan(d...); err != nil {
-		return err
-	}
-	for i, tp := range times {
-		if tmps[i].Valid {
-			*tp = tmps[i].Time.UTC()
-		} else {
-			*tp = time.Time{}
-		}
-	}
-	return nil
+		return ts.Time.UTC()
+	})
 }

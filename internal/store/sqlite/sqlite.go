@@ -269,29 +269,11 @@ type rowsAdapter struct{ *sql.Rows }
 func (r rowsAdapter) Close() { r.Rows.Close() }
 
 func (r rowsAdapter) Scan(dest ...any) error {
-	var times []*time.Time
-	var tmps []*sql.NullInt64
-	d := dest
-	for i, x := range dest {
-		if tp, ok := x.(*time.Time); ok {
-			if times == nil {
-				d = append([]any(nil), dest...)
-			}
-			n := new(sql.NullInt64)
-			d[i] = n
-			times = append(times, tp)
-			tmps = append(tmps, n)
+	// Times are stored as microseconds since the epoch, UTC.
+	return sqlstore.ScanTimes(r.Rows.Scan, dest, func(n *sql.NullInt64) time.Time {
+		if !n.Valid {
+			return time.Time{}
 		}
-	}
-	if err := r.Rows.Scan(d...); err != nil {
-		return err
-	}
-	for i, tp := range times {
-		if tmps[i].Valid {
-			*tp = time.UnixMicro(tmps[i].Int64).UTC()
-		} else {
-			*tp = time.Time{}
-		}
-	}
-	return nil
+		return time.UnixMicro(n.Int64).UTC()
+	})
 }

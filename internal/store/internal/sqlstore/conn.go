@@ -36,3 +36,31 @@ func Stamp(t time.Time) time.Time {
 	}
 	return t.UTC().Truncate(time.Microsecond)
 }
+
+// ScanTimes scans a row with scan, for a driver that cannot fill a
+// *time.Time itself: each *time.Time in dest is scanned into a fresh *T and
+// then set with toTime (which returns the zero time for NULL). Other
+// destinations are passed through.
+func ScanTimes[T any](scan func(dest ...any) error, dest []any, toTime func(*T) time.Time) error {
+	var times []*time.Time
+	var tmps []*T
+	d := dest
+	for i, x := range dest {
+		if tp, ok := x.(*time.Time); ok {
+			if times == nil {
+				d = append([]any(nil), dest...)
+			}
+			tmp := new(T)
+			d[i] = tmp
+			times = append(times, tp)
+			tmps = append(tmps, tmp)
+		}
+	}
+	if err := scan(d...); err != nil {
+		return err
+	}
+	for i, tp := range times {
+		*tp = toTime(tmps[i])
+	}
+	return nil
+}
