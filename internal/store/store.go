@@ -139,6 +139,15 @@ type Reader interface {
 	// GetLease returns the named lease or ErrNotFound if it was never taken.
 	// A lease whose ExpiresAt is not after now is free whatever its Holder.
 	GetLease(ctx context.Context, name string) (Lease, error)
+	// ListAnalysisBins returns the published bins of a service that end in
+	// (after, through], ordered by End, then replica, then build.
+	ListAnalysisBins(ctx context.Context, service string, after, through int64) ([]AnalysisBin, error)
+	// ListAnalysisMarks returns every replica's mark for a service, ordered
+	// by replica.
+	ListAnalysisMarks(ctx context.Context, service string) ([]AnalysisMark, error)
+	// ListAnalysisEvents returns up to limit batches of first events of a
+	// release with an ID above afterID, in ID order.
+	ListAnalysisEvents(ctx context.Context, release string, afterID int64, limit int) ([]AnalysisEvents, error)
 }
 
 // Tx is a read-write transaction handed to Store.Update. Methods that
@@ -230,6 +239,16 @@ type Tx interface {
 	// being sent (counted as sent at d.FirstSeen). A Count below 1 counts
 	// as 1. Nothing is published on the change feed.
 	EnqueueAlert(ctx context.Context, d AlertDelivery, throttle time.Duration) (id int64, merged bool, err error)
+
+	// PublishAnalysis stores one replica's newest bins (replacing any with
+	// the same replica, service, build and End), its marks, and its batches
+	// of first events (their ID and CreatedAt are set by the store). It
+	// publishes nothing on the change feed: replicas publish every second.
+	PublishAnalysis(ctx context.Context, bins []AnalysisBin, marks []AnalysisMark, events []AnalysisEvents) error
+	// PruneAnalysis deletes bins that end before before, marks written
+	// before it, and batches of first events written before it whose
+	// release is no longer active. It returns how many rows it deleted.
+	PruneAnalysis(ctx context.Context, before time.Time) (int64, error)
 	// ClaimAlerts returns up to limit deliveries that are pending or
 	// sending with NextAttempt at or before now, earliest first, after
 	// marking them sending with NextAttempt = leaseUntil. Concurrent claims

@@ -431,3 +431,46 @@ type AlertQuery struct {
 	States  []AlertState // empty for all states
 	Limit   int          // <= 0: DefaultPageSize; cut to MaxPageSize
 }
+
+// AnalysisBin is what one replica's data plane served for one build of a
+// service during one second of judged (randomised) traffic. Every replica
+// publishes its bins so that the release controller, which runs on one
+// replica, judges the traffic of all of them (DESIGN: "each replica
+// publishes its windows so the leader judges the sum").
+type AnalysisBin struct {
+	Replica string `json:"replica"`
+	Service string `json:"service"`
+	Build   string `json:"build"`
+	// End is the second the bin ends at, in Unix seconds; the bin covers
+	// the second before it.
+	End      int64  `json:"end"`
+	Requests uint64 `json:"requests"`
+	Errors   uint64 `json:"errors"`
+	// Latency is an encoded latency sketch (metrics.Sketch); opaque here.
+	Latency []byte `json:"latency,omitempty"`
+}
+
+// AnalysisMark says that a replica has published every bin of a service
+// that ends at or before Through: the leader waits for the marks of live
+// replicas before it judges a second, so it never judges half of a second.
+type AnalysisMark struct {
+	Replica string `json:"replica"`
+	Service string `json:"service"`
+	Through int64  `json:"through"` // Unix seconds
+	// At is when the replica wrote the mark, on its clock: a replica whose
+	// mark is old is gone and no longer waited for.
+	At time.Time `json:"at"`
+}
+
+// AnalysisEvents is a batch of users' first events in a release (a failed
+// request, a request slower than a latency threshold) that one replica saw
+// first: the leader de-duplicates them across replicas, and a new leader
+// rebuilds its set of users from them after a failover.
+type AnalysisEvents struct {
+	ID      int64  `json:"id"` // set by the store; grows in insertion order
+	Release string `json:"release"`
+	Replica string `json:"replica"`
+	// Events is the encoded batch (judge.EncodeEvents); opaque here.
+	Events    []byte    `json:"events"`
+	CreatedAt time.Time `json:"created_at"` // set by the store
+}

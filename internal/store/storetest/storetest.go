@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OutboxClaim", testOutboxClaim},
 		{"Idempotency", testIdempotency},
 		{"Lease", testLease},
+		{"Analysis", testAnalysis},
 		{"ChangeFeed", testChangeFeed},
 		{"ChangeFeedCancel", testChangeFeedCancel},
 		{"ConcurrentWriters", testConcurrentWriters},
