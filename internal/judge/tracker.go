@@ -53,7 +53,27 @@ type Tracker struct {
 	thr    [3]atomic.Int64 // nanoseconds; 0 = latency events off
 	keep   uint64          // keep users with remix(h) ≤ keep
 	counts [2][4]atomic.Uint64
+
+	// journal holds the first events Observe found since the last
+	// TakeJournal, when journaling is on (a replica ships them to the
+	// leader, see Add).
+	jmu     sync.Mutex
+	journal []FirstEvent
+	jlost   uint64
+	jon     atomic.Bool
 }
+
+// FirstEvent is a user's events that were new on one replica: what a
+// replica ships to the leader's tracker.
+type FirstEvent struct {
+	User   uint64
+	Build  Build
+	Events uint8
+}
+
+// journalCap bounds the journal when nobody takes it (the store is down):
+// beyond it events are counted as lost, not kept. 1 M events is 24 MiB.
+const journalCap = 1 << 20
 
 type trackerShard struct {
 	mu    sync.Mutex
@@ -111,7 +131,31 @@ func (t *Tracker) Observe(user uint64, b Build, failed bool, d time.Duration) ui
 	if ev == 0 {
 		return 0
 	}
-	return t.Add(user, b, ev)
+	fresh := t.Add(user, b, ev)
+	if fresh != 0 && t.jon.Load() {
+		t.jmu.Lock()
+		if len(t.journal) < journalCap {
+			t.journal = append(t.journal, FirstEvent{User: user, Build: b, Events: fresh})
+		} else {
+			t.jlost++
+		}
+		t.jmu.Unlock()
+	}
+	return fresh
+}
+
+// Journal switches on the journal of first events that Observe finds (not
+// those fed through Add: they came from another replica).
+func (t *Tracker) Journal() { t.jon.Store(true) }
+
+// TakeJournal returns the journaled first events since the last call and
+// how many were lost because the journal was full, and empties it.
+func (t *Tracker) TakeJournal() (events []FirstEvent, lost uint64) {
+	t.jmu.Lock()
+	defer t.jmu.Unlock()
+	events, lost = t.journal, t.jlost
+	t.journal, t.jlost = nil, 0
+	return events, lost
 }
 
 // Add records that user had the events ev on build b and returns those that

@@ -28,6 +28,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,8 @@ type Registry struct {
 	builds map[key]*BuildMetrics
 
 	prom *prometheus.Registry
+
+	lastTick atomic.Int64 // UnixNano of the last Tick; 0 before the first
 }
 
 // New returns an empty registry. Call Run (or Tick, in tests) to fill the
@@ -150,6 +153,17 @@ func (r *Registry) Tick(now time.Time) {
 	for _, bm := range r.Builds("") {
 		bm.seal(now)
 	}
+	r.lastTick.Store(now.UnixNano())
+}
+
+// LastTick returns the time of the last Tick (zero before the first): every
+// bin ending by then is sealed, for builds that exist and builds that will
+// appear later alike (they had no traffic before it).
+func (r *Registry) LastTick() time.Time {
+	if n := r.lastTick.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Run ticks at every whole second of the clock until ctx ends, then returns

@@ -25,6 +25,7 @@ import (
 	"github.com/canaryd/canaryd/internal/judge"
 	"github.com/canaryd/canaryd/internal/latency"
 	"github.com/canaryd/canaryd/internal/metrics"
+	"github.com/canaryd/canaryd/internal/metrics/hll"
 	"github.com/canaryd/canaryd/internal/release/gate"
 	"github.com/canaryd/canaryd/internal/release/source"
 	"github.com/canaryd/canaryd/internal/route"
@@ -170,6 +171,9 @@ type running struct {
 	judge   *judge.Judge
 	tracker *judge.Tracker
 	saved   time.Time
+	// eventsRead is the ID of the last batch of other replicas' first
+	// events fed to tracker.
+	eventsRead int64
 	// cLat and sLat are the judged latencies since this replica began
 	// judging the release (for compare; not persisted).
 	cLat, sLat latency.Histogram
@@ -410,7 +414,8 @@ func (c *Controller) begin(ctx context.Context, sc *config.Service, svc store.Se
 			break
 		}
 	}
-	if rel.rec.ID != "" {
+	resumed := rel.rec.ID != ""
+	if resumed {
 		j, err := judge.New(rel.st.Policy.Judge)
 		if err == nil && len(rel.st.Judge) > 0 {
 			err = j.UnmarshalJSON(rel.st.Judge)
@@ -448,7 +453,13 @@ func (c *Controller) begin(ctx context.Context, sc *config.Service, svc store.Se
 	}
 	rel.judge.MarkHealthy(rel.st.StepStart)
 	rel.tracker = judge.NewTracker(1)
+	rel.tracker.Journal() // this replica's Publisher ships its first events to the store
 	rel.tracker.SetThresholds(rel.judge.Thresholds())
+	if resumed {
+		if err := c.replayEvents(ctx, rel); err != nil {
+			return nil, err
+		}
+	}
 	c.o.Analysis(sc.Name).SetTracker(rel.tracker)
 	c.releases[sc.Name] = rel
 	return rel, c.save(ctx, rel, true)
@@ -457,7 +468,7 @@ func (c *Controller) begin(ctx context.Context, sc *config.Service, svc store.Se
 // advance feeds new bins to the judge, evaluates the custom metrics, and
 // acts on the verdict, the manual gates and the webhook gates.
 func (c *Controller) advance(ctx context.Context, sc *config.Service, svc store.Service, rel *running, canary *store.Build, now time.Time) error {
-	c.observe(sc.Name, svc, rel)
+	c.observe(ctx, sc.Name, svc, rel, now)
 	p := rel.st.Policy
 	if svc.Paused {
 		rel.st.Held = "" // a pause supersedes a manual gate; resuming re-checks it
@@ -599,35 +610,34 @@ func (c *Controller) setStep(ctx context.Context, rel *running, step int, now ti
 	return c.save(ctx, rel, true)
 }
 
-// observe turns the judged metrics' new bins into judge bins. Stable and
-// canary bins are sealed by the same tick, so their ends line up.
-func (c *Controller) observe(service string, svc store.Service, rel *running) {
-	sb := c.o.Judged.Lookup(service, stableOf(c, service))
+// observe turns the judged metrics' new bins, this replica's and those the
+// other replicas published, into judge bins, one per second. With other
+// live replicas it judges a second only once they all published it (or it
+// is maxPeerLag seconds old).
+func (c *Controller) observe(ctx context.Context, service string, svc store.Service, rel *running, now time.Time) {
+	stable := stableOf(c, service)
+	pd, err := c.readPeers(ctx, rel, stable, now)
+	if err != nil {
+		c.o.Logger.Warn("reading other replicas' analysis failed; judging this replica's traffic", "service", service, "err", err.Error())
+		pd = peerData{Through: binKey(now)}
+	}
+	after := binKey(rel.st.LastBin)
+	since := rel.st.LastBin.Add(-time.Second) // mergeBins keeps only seconds after LastBin's
+	var cbins, sbins []metrics.Bin
 	cb := c.o.Judged.Lookup(service, rel.rec.Build)
-	if cb == nil {
-		return
+	if cb != nil {
+		cbins = cb.Window(since)
 	}
-	cbins := cb.Window(rel.st.LastBin)
-	var sbins []metrics.Bin
-	if sb != nil {
-		sbins = sb.Window(rel.st.LastBin)
-	}
-	byEnd := make(map[int64]*metrics.Bin, len(sbins))
-	for i := range sbins {
-		byEnd[sbins[i].End.UnixNano()] = &sbins[i]
+	if sb := c.o.Judged.Lookup(service, stable); sb != nil {
+		sbins = sb.Window(since)
 	}
 	share := svc.Traffic / 100
 	t := &rel.st.Totals
-	for i := range cbins {
-		cbin := &cbins[i]
-		b := judge.Bin{Time: cbin.End, Share: share}
-		b.Canary = sample(cbin)
-		if s := byEnd[cbin.End.UnixNano()]; s != nil {
-			b.Stable = sample(s)
-		}
-		if i == len(cbins)-1 {
+	secs := mergeBins(cbins, sbins, pd, rel.rec.Build, after, pd.Through)
+	for i, m := range secs {
+		b := judge.Bin{Time: m.end, Share: share, Canary: m.c, Stable: m.s}
+		if i == len(secs)-1 {
 			rel.tracker.Drain(&b)
-			rel.st.Exposed, rel.st.Harmed = cbin.Users, cbin.Harmed
 		}
 		if err := rel.judge.Observe(&b); err != nil {
 			c.o.Logger.Debug("bin dropped", "service", service, "err", err.Error())
@@ -639,13 +649,24 @@ func (c *Controller) observe(service string, svc store.Service, rel *running) {
 			rel.cLat.Merge(&b.Canary.Latency)
 			rel.sLat.Merge(&b.Stable.Latency)
 		}
-		rel.st.LastBin = cbin.End
+		rel.st.LastBin = time.Unix(binKey(m.end), 0)
+	}
+	if cb != nil || len(pd.users) > 0 {
+		users, harmed := hll.New(), hll.New()
+		if cb != nil {
+			u, h := cb.DistinctUsers()
+			users.Merge(u)
+			harmed.Merge(h)
+		}
+		for i := range pd.users {
+			users.Merge(pd.users[i])
+		}
+		for i := range pd.harmed {
+			harmed.Merge(pd.harmed[i])
+		}
+		rel.st.Exposed, rel.st.Harmed = users.Estimate(), harmed.Estimate()
 	}
 	rel.tracker.SetThresholds(rel.judge.Thresholds())
-}
-
-func sample(b *metrics.Bin) judge.Sample {
-	return judge.Sample{Requests: b.Requests, Errors: b.Errors, Latency: b.Latency.Histogram()}
 }
 
 // stableOf returns the id of the service's stable build in the current

@@ -62,6 +62,11 @@ type Analysis struct{ tracker atomic.Pointer[judge.Tracker] }
 // SetTracker installs the tracker of a new release, or nil.
 func (a *Analysis) SetTracker(t *judge.Tracker) { a.tracker.Store(t) }
 
+// SwapTracker installs t only if the current tracker is old (nil: none)
+// and reports whether it did: a replica's publisher installs its own
+// tracker without ever replacing the controller's.
+func (a *Analysis) SwapTracker(old, t *judge.Tracker) bool { return a.tracker.CompareAndSwap(old, t) }
+
 // Tracker returns the current tracker or nil.
 func (a *Analysis) Tracker() *judge.Tracker { return a.tracker.Load() }
 

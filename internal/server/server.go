@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -34,11 +35,14 @@ type Server struct {
 	metrics *metrics.Registry
 	judged  *metrics.Registry
 	release *release.Controller
-	health  *health.Checker
-	alerts  *alerting.Service
-	builder *route.Builder
-	routes  route.Holder
-	tracker *proxy.Tracker
+	// publisher ships this replica's judged traffic for the controller,
+	// wherever the lease is.
+	publisher *release.Publisher
+	health    *health.Checker
+	alerts    *alerting.Service
+	builder   *route.Builder
+	routes    route.Holder
+	tracker   *proxy.Tracker
 
 	plane *control.Plane
 	// api serves /api/v1; Reload replaces it so token changes apply.
@@ -92,14 +96,17 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	if err := s.checkHealth(cfg, t); err != nil {
 		return nil, err
 	}
+	replica := holderID()
 	s.release = release.New(release.Options{
 		Plane:    s.plane,
 		Config:   s.config,
 		Judged:   s.judged,
 		Analysis: s.builder.Analysis,
-		Holder:   holderID(),
+		Holder:   replica,
 		Logger:   s.log,
 	})
+	s.publisher = &release.Publisher{Store: s.plane.Store(), Replica: replica, Judged: s.judged,
+		Analysis: s.builder.Analysis, Logger: s.log.With("component", "analysis publisher")}
 
 	s.alerts, err = alerting.New(ctx, alerting.Options{
 		Store:   s.plane.Store(),
@@ -213,6 +220,7 @@ func (s *Server) Run(ctx context.Context) error {
 	start("connection mover", func() error { return s.tracker.Run(ctx, &s.routes) })
 	start("alerts", func() error { return s.alerts.Run(ctx) })
 	start("release controller", func() error { return s.release.Run(ctx) })
+	start("analysis publisher", func() error { return s.publisher.Run(ctx) })
 	start("routing", func() error { return s.followStore(ctx) })
 	s.mu.Lock()
 	services := len(s.cfg.Services)
@@ -351,10 +359,12 @@ func (s *Server) config() *config.Config {
 	return s.cfg
 }
 
-// holderID names this process for the controller lease.
+// holderID names this server for the controller lease and the analysis it
+// publishes: host and pid, and a random part so that two servers in one
+// process (tests) are two replicas.
 func holderID() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d", host, os.Getpid())
+	return fmt.Sprintf("%s/%d/%04x", host, os.Getpid(), rand.Uint32()&0xffff)
 }
 
 // alertTotals feeds the alert-only monitor from the data plane's counters.

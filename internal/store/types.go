@@ -460,6 +460,12 @@ type AnalysisMark struct {
 	// At is when the replica wrote the mark, on its clock: a replica whose
 	// mark is old is gone and no longer waited for.
 	At time.Time `json:"at"`
+	// Users and Harmed are the replica's HyperLogLog sketches (encoded) of
+	// the canary's distinct users and of those who saw an error, for the
+	// leader to merge. Nil when publishing leaves the stored ones as they
+	// are.
+	Users  []byte `json:"users,omitempty"`
+	Harmed []byte `json:"harmed,omitempty"`
 }
 
 // AnalysisEvents is a batch of users' first events in a release (a failed

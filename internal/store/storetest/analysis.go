@@ -21,7 +21,7 @@ func testAnalysis(t *testing.T, s store.Store, clock *Clock) {
 	}
 	first := []store.AnalysisBin{bin("r2", "v2", 100, 5, 1), bin("r1", "v1", 100, 90, 0), bin("r1", "v2", 100, 10, 1), bin("r1", "v2", 101, 12, 0)}
 	update(t, s, func(ctx context.Context, tx store.Tx) error {
-		return tx.PublishAnalysis(ctx, first, []store.AnalysisMark{{Replica: "r1", Service: "api", Through: 101, At: clock.Now()}},
+		return tx.PublishAnalysis(ctx, first, []store.AnalysisMark{{Replica: "r1", Service: "api", Through: 101, At: clock.Now(), Users: []byte("u1"), Harmed: []byte("h1")}},
 			[]store.AnalysisEvents{{Release: "rel-1", Replica: "r1", Events: []byte("abc")}})
 	})
 	// A replica re-publishing a bin replaces it; a second replica's mark.
@@ -56,6 +56,9 @@ func testAnalysis(t *testing.T, s store.Store, clock *Clock) {
 		wantMarks := []store.AnalysisMark{{Replica: "r1", Service: "api", Through: 102, At: at}, {Replica: "r2", Service: "api", Through: 100, At: at}}
 		if len(marks) != 2 || marks[0].Through != 102 || marks[1].Through != 100 || !marks[0].At.Equal(at) || marks[0].Replica != "r1" {
 			t.Errorf("marks = %+v, want %+v", marks, wantMarks)
+		} else if string(marks[0].Users) != "u1" || string(marks[0].Harmed) != "h1" || marks[1].Users != nil {
+			t.Errorf("mark sketches: r1 users %q harmed %q (want u1, h1 kept by a mark without sketches), r2 users %q (want none)",
+				marks[0].Users, marks[0].Harmed, marks[1].Users)
 		}
 		evs, err := r.ListAnalysisEvents(ctx, "rel-1", 0, 10)
 		if err != nil {

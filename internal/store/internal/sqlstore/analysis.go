@@ -34,7 +34,7 @@ func (t *Tx) ListAnalysisBins(ctx context.Context, service string, after, throug
 
 // ListAnalysisMarks implements store.Reader.
 func (t *Tx) ListAnalysisMarks(ctx context.Context, service string) ([]store.AnalysisMark, error) {
-	rows, err := t.c.Query(ctx, `SELECT replica, through, at FROM analysis_marks WHERE service = $1 ORDER BY replica`, service)
+	rows, err := t.c.Query(ctx, `SELECT replica, through, at, users, harmed FROM analysis_marks WHERE service = $1 ORDER BY replica`, service)
 	if err != nil {
 		return nil, fmt.Errorf("list analysis marks of %q: %w", service, err)
 	}
@@ -42,7 +42,7 @@ func (t *Tx) ListAnalysisMarks(ctx context.Context, service string) ([]store.Ana
 	var out []store.AnalysisMark
 	for rows.Next() {
 		m := store.AnalysisMark{Service: service}
-		if err := rows.Scan(&m.Replica, &m.Through, &m.At); err != nil {
+		if err := rows.Scan(&m.Replica, &m.Through, &m.At, &m.Users, &m.Harmed); err != nil {
 			return nil, fmt.Errorf("list analysis marks of %q: %w", service, err)
 		}
 		out = append(out, m)
@@ -91,9 +91,10 @@ func (t *Tx) PublishAnalysis(ctx context.Context, bins []store.AnalysisBin, mark
 		if m.Replica == "" || m.Service == "" {
 			return invalid("publish analysis", fmt.Errorf("mark of replica %q, service %q: both are required", m.Replica, m.Service))
 		}
-		if _, err := t.c.Exec(ctx, `INSERT INTO analysis_marks (service, replica, through, at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (service, replica) DO UPDATE SET through = excluded.through, at = excluded.at`,
-			m.Service, m.Replica, m.Through, Stamp(m.At)); err != nil {
+		if _, err := t.c.Exec(ctx, `INSERT INTO analysis_marks (service, replica, through, at, users, harmed) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (service, replica) DO UPDATE SET through = excluded.through, at = excluded.at,
+			users = COALESCE(excluded.users, analysis_marks.users), harmed = COALESCE(excluded.harmed, analysis_marks.harmed)`,
+			m.Service, m.Replica, m.Through, Stamp(m.At), blobOrNull(m.Users), blobOrNull(m.Harmed)); err != nil {
 			return fmt.Errorf("publish analysis mark of %q: %w", m.Service, err)
 		}
 	}
@@ -128,4 +129,12 @@ func (t *Tx) PruneAnalysis(ctx context.Context, before time.Time) (int64, error)
 		n += k
 	}
 	return n, nil
+}
+
+// blobOrNull passes an empty blob as SQL NULL.
+func blobOrNull(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }

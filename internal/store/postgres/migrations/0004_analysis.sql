@@ -18,6 +18,8 @@ CREATE TABLE analysis_marks (
 	replica text NOT NULL,
 	through bigint NOT NULL, -- Unix seconds
 	at      timestamptz NOT NULL,
+	users   bytea, -- the canary's distinct users on the replica (HyperLogLog)
+	harmed  bytea, -- … and those who saw an error
 	PRIMARY KEY (service, replica)
 );
 

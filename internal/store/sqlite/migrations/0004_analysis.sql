@@ -18,6 +18,8 @@ CREATE TABLE analysis_marks (
 	replica TEXT NOT NULL,
 	through INTEGER NOT NULL, -- Unix seconds
 	at      INTEGER NOT NULL,
+	users   BLOB, -- the canary's distinct users on the replica (HyperLogLog)
+	harmed  BLOB, -- … and those who saw an error
 	PRIMARY KEY (service, replica)
 );
 
