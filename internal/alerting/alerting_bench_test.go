@@ -33,7 +33,7 @@ func BenchmarkFollow(b *testing.B) {
 				b.StopTimer()
 				err := st.Update(ctx, func(tx store.Tx) error {
 					for j := range 100 {
-						if _, err := tx.AppendEvent(ctx, event.Event{Service: "api", Type: event.VerdictFailed, Reason: fmt.Sprint(i + j)}); err != nil {
+						if _, err := tx.AppendEvent(ctx, event.Event{Service: "api", Type: event.RolledBack, Reason: fmt.Sprint(i + j)}); err != nil {
 							return err
 						}
 					}

@@ -93,7 +93,7 @@ func appendEvents(t *testing.T, st store.Store, evs ...event.Event) {
 }
 
 func failure(i int) event.Event {
-	return event.Event{Service: "api", Type: event.VerdictFailed, Severity: event.Critical, Actor: "controller",
+	return event.Event{Service: "api", Type: event.RolledBack, Severity: event.Critical, Actor: "controller",
 		Build: "42", Reason: fmt.Sprintf("marker-%03d errors: 14 > 10", i)}
 }
 
@@ -310,7 +310,7 @@ func TestFlood(t *testing.T) {
 	if len(reqs) != 1 {
 		t.Fatalf("%d alerts for %d identical failures, want 1", len(reqs), n)
 	}
-	if text := slackText(reqs[0]); !strings.Contains(text, "failed analysis (×1000)") || !strings.Contains(text, "1000 times between") {
+	if text := slackText(reqs[0]); !strings.Contains(text, "rolled back (×1000)") || !strings.Contains(text, "1000 times between") {
 		t.Errorf("alert does not carry the count:\n%s", text)
 	}
 	ds, _ := s.Outbox().List(t.Context(), store.AlertQuery{})

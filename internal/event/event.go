@@ -25,8 +25,6 @@ const (
 	Paused            Type = "release.paused"
 	Resumed           Type = "release.resumed"
 	Aborted           Type = "release.aborted"
-	StepPassed        Type = "release.step_passed"
-	VerdictFailed     Type = "release.verdict_failed"
 	StableSet         Type = "build.stable_set"
 	CohortRefreshed   Type = "cohort.refreshed"
 	AlertThreshold    Type = "alert.threshold"

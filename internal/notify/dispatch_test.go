@@ -250,7 +250,7 @@ func TestFloodBecomesOneAlertWithCount(t *testing.T) {
 	if len(reqs) != 1 {
 		t.Fatalf("peer got %d alerts, want 1", len(reqs))
 	}
-	if want := "api: canary 42 (1.2.3) failed analysis (×1000)"; reqs[0].Text != want {
+	if want := "api: canary 42 (1.2.3) rolled back (×1000)"; reqs[0].Text != want {
 		t.Errorf("alert %q, want %q", reqs[0].Text, want)
 	}
 	if !strings.Contains(string(reqs[0].Raw), `1000 times between 15:00:00 and 15:00:00 UTC`) {

@@ -153,13 +153,6 @@ func title(ev event.Event, m Message, prev string) string {
 		t = "release of " + b + " paused"
 	case event.Resumed:
 		t = "release of " + b + " resumed"
-	case event.StepPassed:
-		t = "canary " + b + " passed a step"
-		if m.Traffic != "" {
-			t += " at " + m.Traffic
-		}
-	case event.VerdictFailed:
-		t = "canary " + b + " failed analysis"
 	case event.AlertThreshold:
 		t = "threshold crossed on " + b
 	case event.Test:

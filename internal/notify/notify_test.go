@@ -12,7 +12,7 @@ import (
 func failedEvent() event.Event {
 	return event.Event{
 		ID: 7, Time: time.Date(2026, 11, 29, 15, 0, 0, 0, time.UTC),
-		Service: "api", Type: event.VerdictFailed, Severity: event.Critical, Actor: "controller",
+		Service: "api", Type: event.RolledBack, Severity: event.Critical, Actor: "controller",
 		Build: "42", Reason: "error rate above limit",
 		Details: map[string]string{
 			notify.DetailVersion:       "1.2.3",
@@ -33,7 +33,7 @@ func failedEvent() event.Event {
 func TestNewMessage(t *testing.T) {
 	m := notify.NewMessage(failedEvent(), "https://canaryd.example.com/")
 	checks := []struct{ name, got, want string }{
-		{"title", m.Title, "api: canary 42 (1.2.3) failed analysis"},
+		{"title", m.Title, "api: canary 42 (1.2.3) rolled back"},
 		{"stable", m.Stable.String(), "41 (1.2.2)"},
 		{"canary", m.Canary.String(), "42 (1.2.3)"},
 		{"traffic", m.Traffic, "10%"},

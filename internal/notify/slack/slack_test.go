@@ -29,7 +29,7 @@ func TestSendFormatsBlockKit(t *testing.T) {
 		t.Fatalf("peer got %d requests, want 1", len(reqs))
 	}
 	r := reqs[0]
-	if want := "api: canary 42 (1.2.3) failed analysis (×3)"; r.Text != want {
+	if want := "api: canary 42 (1.2.3) rolled back (×3)"; r.Text != want {
 		t.Errorf("text = %q, want %q", r.Text, want)
 	}
 	if r.Blocks[0].Type != "header" {
