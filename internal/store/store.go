@@ -114,15 +114,6 @@ type Reader interface {
 	// ListAlertChannels returns every alert channel, ordered by ID.
 	ListAlertChannels(ctx context.Context) ([]AlertChannel, error)
 
-	// DueOutbox returns up to limit pending outbox items whose NextAttempt
-	// is at or before now, earliest first. It only reads; dispatchers that
-	// run on several replicas use Tx.ClaimOutbox instead.
-	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
-	// DeadOutbox returns up to limit dead outbox items, newest first.
-	DeadOutbox(ctx context.Context, limit int) ([]OutboxItem, error)
-	// GetOutbox returns one outbox item or ErrNotFound.
-	GetOutbox(ctx context.Context, id int64) (OutboxItem, error)
-
 	// GetAlert returns one alert delivery or ErrNotFound.
 	GetAlert(ctx context.Context, id int64) (AlertDelivery, error)
 	// ListAlerts returns alert deliveries matching q, newest first: how dead
@@ -202,32 +193,9 @@ type Tx interface {
 
 	// PutAlertChannel creates or updates an alert channel.
 	PutAlertChannel(ctx context.Context, c AlertChannel) (AlertChannel, error)
-	// DeleteAlertChannel removes a channel and its outbox items if revision
+	// DeleteAlertChannel removes a channel if revision
 	// matches (0: any).
 	DeleteAlertChannel(ctx context.Context, id string, revision int64) error
-
-	// Enqueue adds an item to the outbox of item.Channel, due at now. If
-	// item.DedupeKey is not empty and an item with the same channel and key
-	// was enqueued less than its dedupe TTL ago, nothing is added: that
-	// item's Duplicates count grows by one and it is returned with
-	// enqueued == false. ttl <= 0 disables dedupe for this item.
-	// ErrNotFound if the channel does not exist.
-	Enqueue(ctx context.Context, item OutboxItem, ttl time.Duration, now time.Time) (stored OutboxItem, enqueued bool, err error)
-	// ClaimOutbox returns up to limit due items (as DueOutbox) after moving
-	// their NextAttempt to now+hold and counting one more attempt, so that
-	// another dispatcher does not pick them while this one sends. The
-	// claimer must then call MarkSent, MarkRetry or MarkDead.
-	ClaimOutbox(ctx context.Context, now time.Time, hold time.Duration, limit int) ([]OutboxItem, error)
-	// MarkSent records a successful delivery at time at.
-	MarkSent(ctx context.Context, id int64, at time.Time) error
-	// MarkRetry makes the item pending again, due at next, with the error of
-	// the failed attempt. It also revives a dead item.
-	MarkRetry(ctx context.Context, id int64, next time.Time, lastErr string) error
-	// MarkDead gives up on the item at time at with the final error.
-	MarkDead(ctx context.Context, id int64, at time.Time, lastErr string) error
-	// PurgeOutbox deletes sent and dead items finished before before and
-	// returns how many it deleted.
-	PurgeOutbox(ctx context.Context, before time.Time) (int64, error)
 
 	// EnqueueAlert adds d to the alert outbox with the de-duplication of
 	// notify.Outbox.Enqueue: if a pending delivery of d.Channel and d.Key

@@ -293,36 +293,6 @@ func (c AlertChannel) Validate() error {
 	return errors.Join(errs...)
 }
 
-// OutboxStatus is where an outbox item is.
-type OutboxStatus string
-
-// The outbox statuses.
-const (
-	OutboxPending OutboxStatus = "pending"
-	OutboxSent    OutboxStatus = "sent"
-	OutboxDead    OutboxStatus = "dead"
-)
-
-// OutboxItem is one alert waiting to be delivered to one channel.
-type OutboxItem struct {
-	ID      int64  `json:"id"` // set by the store
-	Channel string `json:"channel"`
-	// DedupeKey groups alerts that say the same thing ("api:fail"); see
-	// Tx.Enqueue. Empty: never deduplicated.
-	DedupeKey string `json:"dedupe_key,omitempty"`
-	EventID   int64  `json:"event_id,omitempty"` // the event it reports, if any
-	Payload   []byte `json:"payload"`            // the message, opaque to the store
-	// The fields below are kept by the store.
-	Status      OutboxStatus `json:"status"`
-	Attempts    int          `json:"attempts"`   // claims so far
-	Duplicates  int          `json:"duplicates"` // enqueues folded into this item
-	CreatedAt   time.Time    `json:"created_at"`
-	NextAttempt time.Time    `json:"next_attempt"`
-	DedupeUntil time.Time    `json:"dedupe_until"`
-	LastError   string       `json:"last_error,omitempty"`
-	DoneAt      time.Time    `json:"done_at"` // when sent or given up; zero while pending
-}
-
 // Idempotency is a stored response to a request that carried an
 // idempotency key, replayed when the same key comes again.
 type Idempotency struct {
@@ -367,7 +337,6 @@ const (
 	ChangeRelease      ChangeKind = "release"
 	ChangePolicy       ChangeKind = "policy"
 	ChangeAlertChannel ChangeKind = "alert_channel"
-	ChangeOutbox       ChangeKind = "outbox"
 	ChangeLease        ChangeKind = "lease"
 	ChangeResync       ChangeKind = "resync"
 )
@@ -379,7 +348,7 @@ type Change struct {
 	Kind    ChangeKind `json:"k"`
 	Service string     `json:"s,omitempty"`
 	// Key is the build ID (also for ChangeEndpoint), release ID, alert
-	// channel ID (also for ChangeOutbox) or lease name the change is about.
+	// channel ID or lease name the change is about.
 	Key string `json:"key,omitempty"`
 	// EventID is the ID of the appended event for ChangeEvent.
 	EventID int64 `json:"e,omitempty"`

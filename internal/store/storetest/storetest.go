@@ -63,8 +63,6 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Releases", testReleases},
 		{"Policies", testPolicies},
 		{"AlertChannels", testAlertChannels},
-		{"Outbox", testOutbox},
-		{"OutboxClaim", testOutboxClaim},
 		{"Idempotency", testIdempotency},
 		{"Lease", testLease},
 		{"Analysis", testAnalysis},
