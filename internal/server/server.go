@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -272,6 +273,9 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 	}
 	if err := s.rebuild(ctx, cfg, true); err != nil {
 		return fmt.Errorf("reload: %w", err)
+	}
+	if fields := restartOnly(s.cfg, cfg); len(fields) > 0 {
+		s.log.Warn("reload: these changes take effect after a restart", "fields", strings.Join(fields, ", "))
 	}
 	s.cfg = cfg
 	if s.admin != nil {
