@@ -33,6 +33,13 @@ const (
 	StateStable   = "stable"
 )
 
+// Kinds of custom metrics (release.analysis.metrics[].kind).
+const (
+	MetricThreshold = "threshold"
+	MetricGauge     = "gauge"
+	MetricCounter   = "counter"
+)
+
 // Routing modes.
 const (
 	RoutingSticky   = "sticky"
@@ -212,6 +219,41 @@ type Release struct {
 	// Gates are webhooks asked before the first step, before each later
 	// step, before promotion, and told after a rollback.
 	Gates []Gate `yaml:"gates"`
+	// LoadTest, when set, sends synthetic traffic through the gateway
+	// during each step, so a service with little traffic still gives the
+	// judge enough samples.
+	LoadTest *LoadTest `yaml:"load_test"`
+}
+
+// LoadTest is the load-test gate of a release: open-loop requests at Rate
+// per second, through the gateway's own listener, made by Users synthetic
+// users, while a step is being judged (see docs/releases.md).
+type LoadTest struct {
+	// Rate is requests per second (all builds together; the router
+	// splits them like real traffic).
+	Rate float64 `yaml:"rate"`
+	// Users is the number of synthetic users; their keys go in
+	// UserHeader so sticky routing spreads them over the cohort.
+	Users int `yaml:"users"`
+	// UserHeader defaults to the service's first user header source.
+	UserHeader string `yaml:"user_header"`
+	// Method, Path (default the service's path_prefix), Headers and Body
+	// shape every request.
+	Method  string            `yaml:"method"`
+	Path    string            `yaml:"path"`
+	Headers map[string]string `yaml:"headers"`
+	Body    string            `yaml:"body"`
+	// Concurrency caps the requests in flight; a request due beyond it is
+	// dropped, not queued.
+	Concurrency int `yaml:"concurrency"`
+	// Timeout bounds one request.
+	Timeout Duration `yaml:"timeout"`
+	// MaxRequests bounds the requests of one step; default rate ×
+	// max_step_duration.
+	MaxRequests int `yaml:"max_requests"`
+	// Target is the gateway's base URL as the load test reaches it;
+	// default its own data-plane listener.
+	Target string `yaml:"target"`
 }
 
 // Gate is one webhook gate of a release (see docs/releases.md).
@@ -235,7 +277,12 @@ type Gate struct {
 // Metric is a custom metric check of the analysis: one number from
 // Prometheus or an HTTP JSON endpoint, held to Condition every Interval.
 type Metric struct {
-	Name       string           `yaml:"name"`
+	Name string `yaml:"name"`
+	// Kind says how the values are judged: MetricThreshold (each
+	// evaluation on its own, FailureLimit in a row fail), MetricGauge or
+	// MetricCounter (evidence accumulated over the release in an
+	// e-process, so repeated looks keep a bounded false-alarm rate).
+	Kind       string           `yaml:"kind"`
 	Prometheus *PrometheusQuery `yaml:"prometheus"`
 	HTTP       *HTTPCheck       `yaml:"http"`
 	// Condition is what the canary's value must satisfy: "< 0.8",

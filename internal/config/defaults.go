@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // applyDefaults fills every field the file may leave out.
 func (c *Config) applyDefaults() {
@@ -89,6 +92,32 @@ func (s *Service) applyDefaults() {
 		setDur(&m.Interval, r.Analysis.Interval.D())
 		setDur(&m.Timeout, 5*time.Second)
 		setInt(&m.FailureLimit, 1)
+		if m.Kind == "" {
+			m.Kind = MetricThreshold
+		}
+	}
+	if lt := r.LoadTest; lt != nil {
+		setInt(&lt.Users, 100)
+		if lt.UserHeader == "" {
+			lt.UserHeader = DefaultUserHeader
+			for _, src := range s.User.Sources {
+				if src.Kind == "header" {
+					lt.UserHeader = src.Name
+					break
+				}
+			}
+		}
+		if lt.Method == "" {
+			lt.Method = "GET"
+		}
+		if lt.Path == "" {
+			lt.Path = s.Match.PathPrefix
+		}
+		setInt(&lt.Concurrency, 64)
+		setDur(&lt.Timeout, 5*time.Second)
+		if lt.MaxRequests == 0 && lt.Rate > 0 && lt.Rate <= MaxLoadRate {
+			lt.MaxRequests = int(math.Ceil(lt.Rate * r.MaxStepDuration.D().Seconds()))
+		}
 	}
 	for i := range r.Gates {
 		g := &r.Gates[i]

@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,5 +36,51 @@ func TestReleaseChecksValues(t *testing.T) {
 	}
 	if m := ms[2]; m.HTTP == nil || m.HTTP.Headers["Authorization"] != "Bearer s3cret-token-value" || m.Interval.D() != time.Minute || m.Timeout.D() != 2*time.Second {
 		t.Errorf("metric[2] %+v", m)
+	}
+}
+
+// Metric kinds and the load-test gate load with their defaults.
+func TestSequentialMetricsAndLoadTestValues(t *testing.T) {
+	data, err := os.ReadFile("testdata/sequential-metrics.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(data, "sequential-metrics", testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Services[0].Release
+	var kinds []string
+	for _, m := range r.Analysis.Metrics {
+		kinds = append(kinds, m.Kind)
+	}
+	if strings.Join(kinds, ",") != "gauge,gauge,counter,threshold" {
+		t.Errorf("kinds %v; the last is unset and must default to threshold", kinds)
+	}
+	lt := r.LoadTest
+	if lt == nil {
+		t.Fatal("load_test not loaded")
+	}
+	// The user header is the service's first header source (jwt_claim
+	// comes first), the path is as written, and a step is bounded by
+	// rate × max_step_duration = 20 × 600.
+	if lt.UserHeader != "X-User-ID" || lt.Method != "GET" || lt.Path != "/api/ping" || lt.Users != 500 ||
+		lt.Concurrency != 64 || lt.Timeout.D() != 5*time.Second || lt.MaxRequests != 12000 || lt.Headers["Accept"] != "application/json" {
+		t.Errorf("load_test %+v", *lt)
+	}
+	if c.Services[0].Release.LoadTest.Target != "" {
+		t.Errorf("target defaults to the gateway's listener, left empty; got %q", lt.Target)
+	}
+}
+
+// Without a load_test nothing is filled in: the gate is off.
+func TestLoadTestOffByDefault(t *testing.T) {
+	data, _ := os.ReadFile("testdata/minimal.good.yaml")
+	c, err := Parse(data, "minimal", testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Services[0].Release.LoadTest != nil {
+		t.Errorf("load_test %+v in a config without one", c.Services[0].Release.LoadTest)
 	}
 }

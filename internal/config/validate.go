@@ -83,6 +83,7 @@ func (c *Config) validate(l lines) error {
 		}
 		routes[key] = i
 		s.validate(p, path)
+		s.validateLoadTest(p, path+".release.load_test", c.TLS != nil)
 	}
 	c.Alerts.validate(p, seen)
 	return p.err()

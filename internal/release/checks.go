@@ -3,11 +3,13 @@ package release
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/canaryd/canaryd/internal/config"
 	"github.com/canaryd/canaryd/internal/release/source"
+	"github.com/canaryd/canaryd/internal/store"
 )
 
 // checksOf builds the custom metric checks of a service's config. The
@@ -27,7 +29,7 @@ func (c *Controller) checksOf(sc *config.Service) []checkSpec {
 			src = &source.HTTPJSON{URL: m.HTTP.URL, Path: m.HTTP.Path, Headers: m.HTTP.Headers, Client: c.o.HTTPClient}
 		}
 		out = append(out, checkSpec{Check: source.Check{Name: m.Name, Source: src, Condition: cond, Timeout: m.Timeout.D()},
-			interval: m.Interval.D(), limit: max(m.FailureLimit, 1)})
+			interval: m.Interval.D(), limit: max(m.FailureLimit, 1), kind: m.Kind})
 	}
 	return out
 }
@@ -36,6 +38,13 @@ type checkSpec struct {
 	source.Check
 	interval time.Duration
 	limit    int
+	kind     string // config.MetricThreshold, MetricGauge or MetricCounter
+}
+
+// sequentialKind reports whether a metric of kind accumulates evidence
+// over the release instead of judging each evaluation on its own.
+func sequentialKind(kind string) bool {
+	return kind == config.MetricGauge || kind == config.MetricCounter
 }
 
 // runChecks evaluates the checks that are due, concurrently, and records
@@ -73,8 +82,21 @@ func (c *Controller) runChecks(ctx context.Context, sc *config.Service, rel *run
 		})
 	}
 	wg.Wait()
+	share, alpha := 0.0, rel.st.Policy.Judge.PassAlpha
+	if alpha <= 0 {
+		alpha = 0.05 // the judge's default pass budget
+	}
+	if slices.ContainsFunc(due, func(s checkSpec) bool { return s.kind == config.MetricCounter }) {
+		share = trafficOf(c, sc.Name) / 100
+	}
 	for i, s := range due {
 		r := results[i]
+		if sequentialKind(s.kind) {
+			if rel.st.Sequential == nil {
+				rel.st.Sequential = map[string]*seqState{}
+			}
+			r = sequential(rel.st.Sequential, s.kind, s.Condition, r, share, alpha)
+		}
 		rel.st.CheckDue[s.Name] = now.Add(s.interval)
 		if r.Outcome == source.Fail {
 			rel.st.CheckFails[s.Name]++
@@ -105,6 +127,22 @@ func (c *Controller) runChecks(ctx context.Context, sc *config.Service, rel *run
 		}
 	}
 	rel.st.Checks = kept
+	for name := range rel.st.Sequential {
+		if !slices.ContainsFunc(specs, func(s checkSpec) bool { return s.Name == name && sequentialKind(s.kind) }) {
+			delete(rel.st.Sequential, name)
+		}
+	}
+}
+
+// trafficOf returns the canary's share of the service now, in percent.
+func trafficOf(c *Controller, service string) float64 {
+	var traffic float64
+	_ = c.o.Plane.Store().View(context.Background(), func(r store.Reader) error {
+		svc, err := r.GetService(context.Background(), service)
+		traffic = svc.Traffic
+		return err
+	})
+	return traffic
 }
 
 // checkState says whether a check has failed the release (its failure

@@ -59,6 +59,11 @@ type Options struct {
 	// HTTPClient calls metric sources and gates; nil means a client with
 	// no overall timeout (each check and gate has its own).
 	HTTPClient *http.Client
+	// Gateway returns the data plane's base URL (http://127.0.0.1:8080),
+	// which a load test (release.load_test) sends its requests to; nil
+	// or "" means the config's listen address, which cannot serve when
+	// it asks for a free port (port 0).
+	Gateway func() string
 }
 
 // Controller runs releases. Run it once per process; only the replica that
@@ -66,6 +71,7 @@ type Options struct {
 type Controller struct {
 	o        Options
 	releases map[string]*running // by service; only Run's goroutine touches it
+	loads    map[string]*loadRun // load tests by service; the same
 	leader   bool
 
 	mu     sync.Mutex
@@ -101,6 +107,8 @@ type Status struct {
 	Approvals []Approval `json:"approvals,omitempty"`
 	// Forced is true when an operator promoted it skipping the analysis.
 	Forced bool `json:"forced,omitempty"`
+	// LoadTest is the load-test gate's run of the current step.
+	LoadTest *LoadStatus `json:"load_test,omitempty"`
 }
 
 // Totals counts judged traffic of a release.
@@ -161,7 +169,7 @@ func statusOf(rec store.Release, st persisted) Status {
 	return Status{Release: rec, Step: st.Step, Steps: st.Policy.Steps, StepStart: st.StepStart,
 		Verdict: st.Verdict, Exposed: st.Exposed, Harmed: st.Harmed, Waiting: st.Waiting,
 		Policy: st.Policy, Totals: st.Totals, Checks: st.Checks, Gates: st.Gates, Held: st.Held,
-		Approvals: st.Approvals, Forced: st.Forced}
+		Approvals: st.Approvals, Forced: st.Forced, LoadTest: st.LoadTest}
 }
 
 // running is one release in memory.
@@ -200,6 +208,8 @@ type persisted struct {
 	Checks     []source.Result      `json:"checks,omitempty"`
 	CheckFails map[string]int       `json:"check_fails,omitempty"`
 	CheckDue   map[string]time.Time `json:"check_due,omitempty"`
+	// Sequential holds the evidence of each gauge and counter metric.
+	Sequential map[string]*seqState `json:"sequential,omitempty"`
 	// Gates holds the latest call of each gate at each point.
 	Gates []gate.Result `json:"gates,omitempty"`
 	// Started is true once the before_start gates allowed the release.
@@ -210,6 +220,8 @@ type persisted struct {
 	Approvals []Approval `json:"approvals,omitempty"`
 	// Forced: promoted by an operator skipping the remaining analysis.
 	Forced bool `json:"forced,omitempty"`
+	// LoadTest: the load-test gate's run of the current step.
+	LoadTest *LoadStatus `json:"load_test,omitempty"`
 }
 
 // approved reports whether the manual gate of step was approved.
@@ -290,14 +302,17 @@ func (c *Controller) Step(ctx context.Context) error {
 		if err := c.service(ctx, sc, now); err != nil {
 			errs = append(errs, fmt.Errorf("service %q: %w", sc.Name, err))
 		}
+		c.syncLoad(ctx, sc)
 		c.publish(sc.Name, c.releases[sc.Name])
 	}
+	c.stopStrayLoads(cfg)
 	return errors.Join(errs...)
 }
 
 // forget drops in-memory releases (after losing the lease): the new leader
 // resumes them from their records.
 func (c *Controller) forget() {
+	c.stopLoads()
 	for name, r := range c.releases {
 		c.o.Analysis(name).SetTracker(nil)
 		_ = r
@@ -310,6 +325,7 @@ func (c *Controller) forget() {
 
 // resign releases the lease on shutdown so another replica takes over at once.
 func (c *Controller) resign() {
+	c.stopLoads()
 	if !c.leader {
 		return
 	}

@@ -105,6 +105,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		Analysis: s.builder.Analysis,
 		Holder:   replica,
 		Logger:   s.log,
+		Gateway:  s.gatewayURL,
 	})
 	s.publisher = &release.Publisher{Store: s.plane.Store(), Replica: replica, Judged: s.judged,
 		Analysis: s.builder.Analysis, Logger: s.log.With("component", "analysis publisher")}
@@ -361,6 +362,16 @@ func (s *Server) config() *config.Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cfg
+}
+
+// gatewayURL is the data plane's base URL on this host, where a release's
+// load test sends its requests so they are routed and judged like users'.
+func (s *Server) gatewayURL() string {
+	scheme := "http"
+	if s.config().TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + s.DataAddr()
 }
 
 // holderID names this server for the controller lease and the analysis it

@@ -20,7 +20,7 @@ import (
 // (Stable), scaled as stable·Factor + Offset.
 //
 // Written as text: "< 0.8", ">= 99.5", "<= stable * 1.2", "<= stable + 0.05",
-// "< stable". The zero value is not valid; use ParseCondition.
+// "<= stable * 1.1 + 0.02", "< stable". The zero value is not valid; use ParseCondition.
 type Condition struct {
 	Op     string  // <, <=, >, >=, ==, !=
 	Value  float64 // the constant, when !Stable
@@ -60,14 +60,34 @@ func ParseCondition(s string) (Condition, error) {
 	if len(rest) < 2 {
 		return c, fmt.Errorf("condition %q: after stable want * F, + X or - X", s)
 	}
+	// "* F", "+ X", "- X", or "* F" then "+ X" / "- X".
+	if rest[0] == '*' {
+		num, tail := strings.TrimSpace(rest[1:]), ""
+		for i := 1; i < len(num); i++ {
+			if (num[i] == '+' || num[i] == '-') && num[i-1] != 'e' && num[i-1] != 'E' {
+				num, tail = strings.TrimSpace(num[:i]), strings.TrimSpace(num[i:])
+				break
+			}
+		}
+		v, err := strconv.ParseFloat(num, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return c, fmt.Errorf("condition %q: %q is not a number", s, num)
+		}
+		c.Factor = v
+		if tail == "" {
+			return c, nil
+		}
+		rest = tail
+		if len(rest) < 2 {
+			return c, fmt.Errorf("condition %q: after stable * F want + X or - X", s)
+		}
+	}
 	op, num := rest[0], strings.TrimSpace(rest[1:])
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		return c, fmt.Errorf("condition %q: %q is not a number", s, num)
 	}
 	switch op {
-	case '*':
-		c.Factor = v
 	case '+':
 		c.Offset = v
 	case '-':

@@ -72,7 +72,39 @@ type Result struct {
 	Limit     float64   `json:"limit"`            // what the canary was held to
 	Message   string    `json:"message"`
 	At        time.Time `json:"at"`
+	// Evidence is the sequential test behind the outcome of a gauge or
+	// counter metric (nil for a threshold metric).
+	Evidence *Evidence `json:"evidence,omitempty"`
 }
+
+// Evidence is a sequential metric's account in numbers, like the judge's
+// reasons: what is estimated, its confidence bounds, what the upper bound
+// is held to for a pass, and the e-value against its fail threshold.
+// Unbounded values are reported as ±math.MaxFloat64 so it encodes to JSON.
+type Evidence struct {
+	Kind string `json:"kind"` // gauge or counter
+	// Estimate is, for a gauge, the mean excess of the canary over the
+	// condition's limit (canary − stable·F, or stable·F − canary when
+	// bigger is better); for a counter the canary/stable event-rate
+	// ratio per unit of traffic share.
+	Estimate float64 `json:"estimate"`
+	Lower    float64 `json:"lower"`
+	Upper    float64 `json:"upper"`
+	// Tolerance is what Upper must be within for a pass (gauge: the
+	// condition's offset; counter: its factor F).
+	Tolerance float64 `json:"tolerance"`
+	EValue    float64 `json:"e_value"`
+	Threshold float64 `json:"threshold"`
+	// Samples is the evaluations used (gauge) or the events counted on
+	// both builds (counter); CanaryEvents and StableEvents split the
+	// latter.
+	Samples      uint64 `json:"samples"`
+	CanaryEvents uint64 `json:"canary_events,omitempty"`
+	StableEvents uint64 `json:"stable_events,omitempty"`
+}
+
+// Finite returns x with ±Inf and NaN replaced by values JSON can carry.
+func Finite(x float64) float64 { return finite(x) }
 
 // Evaluate reads the canary's value (and stable's, for a condition on
 // stable) and applies the condition. A source error or a missing value is
