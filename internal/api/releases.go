@@ -227,6 +227,10 @@ func comparisonOf(st release.Status, now time.Time) wire.Comparison {
 		if c.Stable != nil {
 			m.Stable, m.Difference = *c.Stable, c.Canary-*c.Stable
 		}
+		if ev := c.Evidence; ev != nil { // a gauge or counter judged sequentially
+			m.Estimate, m.Lower, m.Upper, m.Limit = ev.Estimate, ev.Lower, ev.Upper, ev.Tolerance
+			m.EValue, m.Threshold, m.Samples = ev.EValue, ev.Threshold, ev.Samples
+		}
 		out.Metrics = append(out.Metrics, m)
 	}
 	return out
