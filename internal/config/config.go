@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/canaryd/canaryd/internal/notify"
 )
 
 // Defaults that the documentation promises.
@@ -264,7 +266,7 @@ type Gate struct {
 	URL string `yaml:"url"`
 	// Secret keys the X-Canaryd-Signature HMAC; empty sends unsigned
 	// requests.
-	Secret string `yaml:"secret"`
+	Secret notify.Secret `yaml:"secret"`
 	// At lists the points where the gate is called: before_start,
 	// before_step, before_promote, after_rollback. Empty means all.
 	At []string `yaml:"at"`

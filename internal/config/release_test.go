@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -23,6 +24,9 @@ func TestReleaseChecksValues(t *testing.T) {
 	}
 	if g := r.Gates[0]; g.Secret != "s3cret-token-value" || len(g.At) != 3 || g.OnDeny != "pause" || g.Timeout.D() != 10*time.Second {
 		t.Errorf("gate[0] %+v", g)
+	}
+	if printed := fmt.Sprintf("%v %+v", r.Gates[0].Secret, r.Gates[0]); strings.Contains(printed, "s3cret-token-value") {
+		t.Errorf("a gate's secret prints in clear: %s", printed)
 	}
 	if g := r.Gates[1]; g.OnDeny != "rollback" || g.Timeout.D() != 3*time.Second || len(g.At) != 0 {
 		t.Errorf("gate[1] %+v", g)

@@ -18,7 +18,7 @@ import (
 func gatesOf(sc *config.Service, point gate.Point) []gate.Gate {
 	var out []gate.Gate
 	for _, g := range sc.Release.Gates {
-		gg := gate.Gate{Name: g.Name, URL: g.URL, Secret: g.Secret, OnDeny: g.OnDeny, Timeout: g.Timeout.D()}
+		gg := gate.Gate{Name: g.Name, URL: g.URL, Secret: g.Secret.Reveal(), OnDeny: g.OnDeny, Timeout: g.Timeout.D()}
 		for _, at := range g.At {
 			gg.Points = append(gg.Points, gate.Point(at))
 		}
