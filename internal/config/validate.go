@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -216,6 +217,8 @@ func (r *Release) validate(p *problems, path string) {
 	a := r.Analysis
 	if a.Interval <= 0 {
 		p.add(path+".analysis.interval", "must be positive")
+	} else if a.Interval.D() > time.Minute {
+		p.add(path+".analysis.interval", "%s is longer than 60s, the window the judge keeps for its ceilings (it looks every second anyway; a custom metric takes its own metrics[].interval)", a.Interval.D())
 	}
 	checkPercent(p, path+".analysis.max_error_rate_delta", a.MaxErrorRateDelta)
 	if a.MaxLatencyDeviation < 0 {
