@@ -159,7 +159,7 @@ func (st *seqState) evidence(cond source.Condition, alpha float64) (source.Evide
 		words = fmt.Sprintf("%s averages %s over %d evaluations (upper bound %s, tolerance %s); e-value %.3g (fails at %d)",
 			what, signed(ev.Estimate), g.N, bound(ev.Upper), signed(tol), ev.EValue, SequentialThreshold)
 		if g.N <= 10 {
-			words += fmt.Sprintf("; the first 10 evaluations only estimate the noise (%d so far)", g.N)
+			words += fmt.Sprintf("; the first 10 evaluations only set the scale of the test (%d so far)", g.N)
 		}
 	case config.MetricCounter:
 		m := st.Counter

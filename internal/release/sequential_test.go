@@ -67,7 +67,7 @@ func checkOf(st release.Status, name string) *source.Result {
 // A gauge metric through the controller: a clearly worse canary is rolled
 // back on the e-value with the numbers in the reason; an identical one
 // (held to a 20 % margin) is promoted once the bound is inside; neither
-// passes a step during the first 10 readings, which only estimate noise.
+// passes a step during the first 10 readings, which only set the scale.
 func TestGaugeMetricRelease(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
