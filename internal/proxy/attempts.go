@@ -13,17 +13,39 @@ import (
 	"github.com/canaryd/canaryd/internal/route"
 )
 
-// attempts is the Proxy seen as the ReverseProxy's Transport: it sends one
-// request to an endpoint of the chosen build, retries an idempotent request
-// on another endpoint after a connection error (within the attempt limit
-// and the service's retry budget), and, as the safety net, retries an
-// idempotent request that failed on the canary once on stable. Every
-// attempt is measured against the build that served it, so a failure that
-// the safety net hides from the user still counts against the canary.
+// attempts is the Proxy seen as the ReverseProxy's Transport.
 type attempts Proxy
 
+// RoundTrip sends out for the ReverseProxy and measures the response: when
+// its body is closed, or at once for an upgrade, which the Tracker follows.
 func (a *attempts) RoundTrip(out *http.Request) (*http.Response, error) {
 	x := out.Context().Value(ctxKey{}).(*exchange)
+	resp, err := a.send(x, out)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		x.finish(resp.StatusCode, 0)
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && a.tracker != nil {
+			w := newWSConn(rwc, a.tracker, strings.EqualFold(resp.Header.Get("Upgrade"), "websocket"))
+			w.c = x.track(x.build, w.requestClose)
+			a.tracker.add(w.c)
+			resp.Body = w
+		}
+		return resp, nil
+	}
+	resp.Body = &measuredBody{rc: resp.Body, status: resp.StatusCode, x: x}
+	return resp, nil
+}
+
+// send sends out to an endpoint of the chosen build, retries an idempotent
+// request on another endpoint after a connection error (within the attempt
+// limit and the service's retry budget), and, as the safety net, retries an
+// idempotent request that failed on the canary once on stable. Every
+// attempt is measured against the build that served it, so a failure that
+// the safety net hides from the user still counts against the canary. The
+// response it returns is recorded by x.finish once it has been passed on.
+func (a *attempts) send(x *exchange, out *http.Request) (*http.Response, error) {
 	svc := x.svc
 	replayable := out.Body == nil && idempotent(out.Method)
 	var exclude *balance.Endpoint
@@ -45,16 +67,16 @@ func (a *attempts) RoundTrip(out *http.Request) (*http.Response, error) {
 		b := x.build
 		ep.Begin()
 		x.begin(b)
-		start := time.Now()
+		x.sent = time.Now()
 		resp, err := a.upstream.RoundTrip(out)
 		if err != nil {
 			if out.Context().Err() != nil { // the client went away: nobody's fault
 				ep.EndNeutral()
-				x.end(b, metrics.Outcome{Status: 499, Duration: time.Since(start), User: x.decision.Hash})
+				x.end(b, metrics.Outcome{Status: 499, Duration: time.Since(x.sent), User: x.decision.Hash})
 				return nil, err
 			}
 			ep.End(false)
-			x.end(b, metrics.Outcome{ConnErr: true, Duration: time.Since(start), User: x.decision.Hash})
+			x.end(b, metrics.Outcome{ConnErr: true, Duration: time.Since(x.sent), User: x.decision.Hash})
 			if replayable && tries < svc.Attempts && svc.Budget.TryRetry() {
 				exclude = ep
 				continue
@@ -67,22 +89,11 @@ func (a *attempts) RoundTrip(out *http.Request) (*http.Response, error) {
 		}
 		ep.End(true)
 		if resp.StatusCode >= 500 && replayable && a.fallBack(x) {
-			x.end(b, metrics.Outcome{Status: resp.StatusCode, Duration: time.Since(start), User: x.decision.Hash})
+			x.end(b, metrics.Outcome{Status: resp.StatusCode, Duration: time.Since(x.sent), User: x.decision.Hash})
 			drain(resp.Body)
 			exclude, tries = nil, 0
 			continue
 		}
-		if resp.StatusCode == http.StatusSwitchingProtocols {
-			x.end(b, metrics.Outcome{Status: resp.StatusCode, Duration: time.Since(start), User: x.decision.Hash})
-			if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && a.tracker != nil {
-				w := newWSConn(rwc, a.tracker, strings.EqualFold(resp.Header.Get("Upgrade"), "websocket"))
-				w.c = x.track(b, w.requestClose)
-				a.tracker.add(w.c)
-				resp.Body = w
-			}
-			return resp, nil
-		}
-		resp.Body = &measuredBody{rc: resp.Body, b: b, start: start, status: resp.StatusCode, x: x}
 		return resp, nil
 	}
 }
@@ -117,9 +128,7 @@ func drain(rc io.ReadCloser) {
 // duration to the last byte and bytes written.
 type measuredBody struct {
 	rc     io.ReadCloser
-	b      *route.Build
 	x      *exchange
-	start  time.Time
 	status int
 	n      int64
 	done   atomic.Bool
@@ -134,10 +143,16 @@ func (b *measuredBody) Read(p []byte) (int, error) {
 func (b *measuredBody) Close() error {
 	err := b.rc.Close()
 	if b.done.CompareAndSwap(false, true) {
-		b.x.bytesOut = b.n
-		b.x.end(b.b, metrics.Outcome{Status: b.status, Duration: time.Since(b.start), BytesOut: b.n, User: b.x.decision.Hash})
+		b.x.finish(b.status, b.n)
 	}
 	return err
+}
+
+// finish records the response of the last attempt, with n body bytes, once
+// it has been passed on.
+func (x *exchange) finish(status int, n int64) {
+	x.bytesOut = n
+	x.end(x.build, metrics.Outcome{Status: status, Duration: time.Since(x.sent), BytesOut: n, User: x.decision.Hash})
 }
 
 // judged reports whether an attempt on b is a sample for the judge: only

@@ -1,8 +1,10 @@
 // Package proxy is the data plane's HTTP handler: it matches a request to a
 // service, decides stable or canary for its user, picks an endpoint and
-// forwards through net/http/httputil.ReverseProxy (the standard library's
-// parsers and hop-by-hop handling), retrying idempotent requests on another
-// endpoint and, as a safety net, on stable when the canary fails.
+// forwards — ordinary bodiless HTTP/1 requests on a plain path of its own
+// (plain.go), everything else through net/http/httputil.ReverseProxy —
+// retrying idempotent requests on another endpoint and, as a safety net, on
+// stable when the canary fails. Both paths parse HTTP only with the
+// standard library.
 package proxy
 
 import (
@@ -15,6 +17,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,17 +55,29 @@ type Proxy struct {
 	accessLog *slog.Logger
 	log       *slog.Logger
 	tracker   *Tracker
+	buffers   *bufferPool
+	exchanges sync.Pool // of *exchange, see newExchange
+	// reqIDKey is the request id header in canonical form, so setting and
+	// reading it per request skips canonicalising (an allocation).
+	reqIDKey string
+	// plain enables the plain path. It needs the built-in upstream, which
+	// keeps nothing of a request once its response body is closed (plain
+	// exchanges are recycled); tests turn it off to compare the paths.
+	plain bool
 }
 
 // New returns a Proxy.
 func New(o Options) *Proxy {
-	p := &Proxy{routes: o.Routes, cfg: o.Config, accessLog: o.AccessLog, log: o.Logger, tracker: o.Tracker}
+	p := &Proxy{routes: o.Routes, cfg: o.Config, accessLog: o.AccessLog, log: o.Logger, tracker: o.Tracker,
+		buffers: newBufferPool(), plain: o.Transport == nil}
+	p.exchanges.New = func() any { return new(exchange) }
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	if p.cfg.RequestIDHeader == "" {
 		p.cfg.RequestIDHeader = config.DefaultRequestIDHeader
 	}
+	p.reqIDKey = http.CanonicalHeaderKey(p.cfg.RequestIDHeader)
 	p.upstream = o.Transport
 	if p.upstream == nil {
 		t := NewTransport(p.cfg)
@@ -78,7 +94,7 @@ func New(o Options) *Proxy {
 		// event streams and responses of unknown length are flushed as
 		// they come (the ReverseProxy does that by itself).
 		FlushInterval: 0,
-		BufferPool:    newBufferPool(),
+		BufferPool:    p.buffers,
 	}
 	return p
 }
@@ -124,6 +140,8 @@ type exchange struct {
 	reqID    string
 	client   netip.Addr
 	start    time.Time
+	sent     time.Time // start of the last attempt
+	status   int       // the status written to the client
 	bytesOut int64
 	errKind  string
 	attempts int
@@ -132,6 +150,10 @@ type exchange struct {
 	unhealthy bool
 	key       string
 	req       *http.Request
+	// out and url are the plain path's outbound request, allocated (and
+	// recycled) with the exchange.
+	out http.Request
+	url url.URL
 }
 
 // track describes x for the Tracker; end closes the connection.
@@ -153,19 +175,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no service matches this request", "", "", "")
 		return
 	}
-	if p.cfg.MaxBodyBytes > 0 {
+	plain := p.plain && plainRequest(r)
+	if p.cfg.MaxBodyBytes > 0 && !plain {
 		if r.ContentLength > p.cfg.MaxBodyBytes {
 			writeError(w, http.StatusRequestEntityTooLarge, "request body is larger than the limit", svc.Name, "", "")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
 	}
-	x := &exchange{svc: svc, start: start}
+	x := p.newExchange(plain)
+	x.svc, x.start = svc, start
 	x.client, _ = clientAddr(r, svc.TrustedProxies)
-	x.reqID = requestID(r, p.cfg.RequestIDHeader)
-	w.Header().Set(p.cfg.RequestIDHeader, x.reqID)
+	x.reqID = requestID(r, p.reqIDKey)
+	w.Header()[p.reqIDKey] = []string{x.reqID}
 
-	key, _ := cohort.UserKey(r, svc.Sources, addrString(x.client))
+	var clientIP string // formatted only when a source wants it
+	if slices.ContainsFunc(svc.Sources, func(s cohort.Source) bool { return s.Kind == cohort.FromClientAddress }) {
+		clientIP = addrString(x.client)
+	}
+	key, _ := cohort.UserKey(r, svc.Sources, clientIP)
 	if key == "" {
 		key = newAnonymousKey()
 		if svc.AnonymousCookie != "" {
@@ -185,7 +213,39 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	svc.Budget.Request()
-	sw := &statusWriter{ResponseWriter: w}
+	if plain {
+		p.servePlain(w, r, x)
+	} else {
+		p.serveReverseProxy(w, r, x)
+	}
+	p.logAccess(r, x, x.status)
+	if plain {
+		p.recycle(x)
+	}
+}
+
+// newExchange returns an exchange, recycled for the plain path: nothing
+// keeps a plain exchange once its response is written, while the
+// ReverseProxy path's escape to the Tracker and the body wrappers.
+func (p *Proxy) newExchange(plain bool) *exchange {
+	if plain {
+		return p.exchanges.Get().(*exchange)
+	}
+	return new(exchange)
+}
+
+// recycle keeps x and its outbound header map for another request.
+func (p *Proxy) recycle(x *exchange) {
+	h := x.out.Header
+	clear(h)
+	*x = exchange{}
+	x.out.Header = h
+	p.exchanges.Put(x)
+}
+
+// serveReverseProxy forwards through the ReverseProxy: requests with a
+// body, upgrades, event streams, HTTP/2.
+func (p *Proxy) serveReverseProxy(w http.ResponseWriter, r *http.Request, x *exchange) {
 	ctx := context.WithValue(r.Context(), ctxKey{}, x)
 	if p.tracker != nil && acceptsEventStream(r) {
 		// An event stream may live for hours: track it so a user moved to
@@ -197,8 +257,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.tracker.add(c)
 		defer p.tracker.remove(c)
 	}
-	p.rp.ServeHTTP(sw, r.WithContext(ctx))
-	p.logAccess(r, x, sw.status)
+	p.rp.ServeHTTP(&statusWriter{ResponseWriter: w, x: x}, r.WithContext(ctx))
 }
 
 func acceptsEventStream(r *http.Request) bool {
@@ -206,16 +265,27 @@ func acceptsEventStream(r *http.Request) bool {
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	x := pr.In.Context().Value(ctxKey{}).(*exchange)
-	out := pr.Out
+	p.direct(pr.In.Context().Value(ctxKey{}).(*exchange), pr.In, pr.Out)
+}
+
+// direct points out, the outbound copy of in without its hop-by-hop
+// fields, at the build: URL, Host, forwarding fields (replacing the
+// client's), request id. Both paths use it.
+func (p *Proxy) direct(x *exchange, in, out *http.Request) {
 	out.URL.Scheme = "http"
 	if x.svc.StripPrefix && x.svc.Prefix != "/" {
 		out.URL.Path = "/" + strings.TrimLeft(strings.TrimPrefix(out.URL.Path, x.svc.Prefix), "/")
 		out.URL.RawPath = ""
 	}
-	out.Host = pr.In.Host
-	setForwarded(pr, x.svc.TrustedProxies)
-	out.Header.Set(p.cfg.RequestIDHeader, x.reqID)
+	out.Host = in.Host
+	v := make([]string, 5) // one allocation for the five single values
+	v[0], v[1], v[2], v[3] = forwarded(in, x.svc.TrustedProxies)
+	v[4] = x.reqID
+	out.Header["X-Forwarded-For"] = v[0:1:1]
+	out.Header["X-Forwarded-Proto"] = v[1:2:2]
+	out.Header["X-Forwarded-Host"] = v[2:3:3]
+	out.Header["Forwarded"] = v[3:4:4]
+	out.Header[p.reqIDKey] = v[4:5:5]
 	// Keep the user agent header exactly as the client sent it (or absent).
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil
@@ -223,11 +293,16 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 func (p *Proxy) modifyResponse(resp *http.Response) error {
-	x := resp.Request.Context().Value(ctxKey{}).(*exchange)
-	if x.svc.ExposeBuild {
-		resp.Header[x.svc.BuildHeader] = x.build.HeaderValue
-	}
+	exposeBuild(resp.Request.Context().Value(ctxKey{}).(*exchange), resp.Header)
 	return nil
+}
+
+// exposeBuild names the build that answered on the response, when the
+// service wants it.
+func exposeBuild(x *exchange, h http.Header) {
+	if x.svc.ExposeBuild {
+		h[x.svc.BuildHeader] = x.build.HeaderValue
+	}
 }
 
 // Errors that the attempts loop returns to the ReverseProxy, mapped to
@@ -237,7 +312,12 @@ var (
 )
 
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	x := r.Context().Value(ctxKey{}).(*exchange)
+	p.fail(w, r, r.Context().Value(ctxKey{}).(*exchange), err)
+}
+
+// fail answers a request whose forwarding failed with err, with the status
+// that says why.
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, x *exchange, err error) {
 	status, msg := http.StatusBadGateway, "the upstream could not be reached"
 	var maxBytes *http.MaxBytesError
 	switch {
@@ -255,10 +335,8 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if x.errKind == "" {
 		x.errKind = msg
 	}
+	x.status = status
 	if status == 499 {
-		if sw, ok := w.(*statusWriter); ok {
-			sw.status = 499
-		}
 		return
 	}
 	p.log.Debug("upstream error", "service", x.svc.Name, "build", x.build.ID, "endpoint", x.endpoint, "err", err)

@@ -38,6 +38,9 @@ type upConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	lastUsed time.Time
+	// writeDeadline is the write deadline set on the connection, so an
+	// unchanged one is not set again.
+	writeDeadline time.Time
 }
 
 func newUpstream(fallback http.RoundTripper, dial *net.Dialer, headerTimeout, idleTimeout time.Duration, maxIdle int) *upstream {
@@ -82,10 +85,9 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 // called, the end of req's context interrupts any read on c, so a client
 // that goes away (or a stream the tracker ends) stops the body too.
 func (u *upstream) exchange(c *upConn, req *http.Request) (resp *http.Response, stop func() bool, err error) {
-	if d, ok := req.Context().Deadline(); ok {
+	if d, _ := req.Context().Deadline(); d != c.writeDeadline { // usually none, as before
 		_ = c.SetWriteDeadline(d)
-	} else {
-		_ = c.SetWriteDeadline(time.Time{})
+		c.writeDeadline = d
 	}
 	if err := req.Write(c.bw); err != nil {
 		return nil, nil, err
@@ -119,12 +121,21 @@ func (u *upstream) exchange(c *upConn, req *http.Request) (resp *http.Response, 
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
 		}
-		_ = c.SetReadDeadline(time.Time{})
+		if !buffered(resp, c.br) {
+			// The body is read from the connection: no header timeout
+			// (the next exchange sets a new one anyway).
+			_ = c.SetReadDeadline(time.Time{})
+		}
 		if req.Context().Err() != nil {
 			return nil, nil, req.Context().Err()
 		}
 		return resp, detach, nil
 	}
+}
+
+// buffered reports whether resp's body, if any, is already all in br.
+func buffered(resp *http.Response, br *bufio.Reader) bool {
+	return resp.Body == http.NoBody || resp.ContentLength >= 0 && int64(br.Buffered()) >= resp.ContentLength
 }
 
 var errHeaderTimeout = &timeoutError{"timeout awaiting response headers"}

@@ -6,24 +6,25 @@ import (
 	"sync"
 )
 
-// statusWriter remembers the status written. It unwraps to the real
-// ResponseWriter, so http.ResponseController (which the ReverseProxy uses to
-// flush and to hijack for upgrades) reaches the connection.
+// statusWriter remembers in x the status the ReverseProxy writes. It
+// unwraps to the real ResponseWriter, so http.ResponseController (which the
+// ReverseProxy uses to flush and to hijack for upgrades) reaches the
+// connection.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	x *exchange
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 || w.status < 200 {
-		w.status = code
+	if w.x.status == 0 || w.x.status < 200 {
+		w.x.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
+	if w.x.status == 0 {
+		w.x.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -46,5 +47,9 @@ func newBufferPool() *bufferPool {
 	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
+func (b *bufferPool) Get() []byte  { return *b.get() }
+func (b *bufferPool) Put(v []byte) { b.put(&v) }
+
+// get and put spare the plain path Put's allocation of a new pointer.
+func (b *bufferPool) get() *[]byte  { return b.p.Get().(*[]byte) }
+func (b *bufferPool) put(v *[]byte) { b.p.Put(v) }
