@@ -36,7 +36,7 @@ demo-faulty:
 
 # Benchmarks of the request path (figures in docs/benchmarks.md).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/route/... ./internal/balance/ ./internal/metrics/... ./internal/latency/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/route/... ./internal/balance/ ./internal/metrics/... ./internal/latency/ ./internal/proxy/
 
 # Short fuzzing of the parsers (the corpora in testdata/ also run in `make test`).
 fuzz:
