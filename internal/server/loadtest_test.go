@@ -1,11 +1,9 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,26 +53,8 @@ func TestLoadTestPromotesWithoutTraffic(t *testing.T) {
 	}
 	stable, canary := build("stable"), build("canary")
 	srv, _ := start(t, loadTestConfig, addr(stable), addr(canary))
-	deadline := time.Now().Add(60 * time.Second)
-	for stateOf(t, srv, "2") != store.StateStable {
-		if time.Now().After(deadline) {
-			var lines []string
-			for _, ev := range events(t, srv) {
-				lines = append(lines, fmt.Sprintf("%s %s %s", ev.Type, ev.Actor, ev.Reason))
-			}
-			t.Fatalf("canary not promoted on load-test traffic within 60 s; events:\n%s", strings.Join(lines, "\n"))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	var recs []store.Release
-	waitFor(t, func() bool {
-		_ = srv.Plane().Store().View(context.Background(), func(r store.Reader) error {
-			var err error
-			recs, err = r.ListReleases(context.Background(), store.ReleaseFilter{Service: "api"})
-			return err
-		})
-		return len(recs) == 1 && recs[0].Status == store.ReleasePromoted
-	})
+	waitBuildState(t, srv, "2", store.StateStable, 60*time.Second) // promoted on load-test traffic alone
+	waitRecord(t, srv, store.ReleasePromoted)
 	// Sticky cohorts: each synthetic user stays on one build until the
 	// promotion, and both builds saw a share of them.
 	mu.Lock()

@@ -58,6 +58,37 @@ func events(t *testing.T, srv *Server) []event.Event {
 	return evs
 }
 
+// waitBuildState waits up to limit for build id of service api to reach
+// want on srv, and fails with the event log (why it did not) otherwise.
+func waitBuildState(t *testing.T, srv *Server, id string, want store.BuildState, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for stateOf(t, srv, id) != want {
+		if time.Now().After(deadline) {
+			var lines []string
+			for _, ev := range events(t, srv) {
+				lines = append(lines, fmt.Sprintf("%s %s %s", ev.Type, ev.Actor, ev.Reason))
+			}
+			t.Fatalf("build %s not %s within %s; events:\n%s", id, want, limit, strings.Join(lines, "\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitRecord waits for the one release record of api to be closed with want.
+func waitRecord(t *testing.T, srv *Server, want store.ReleaseStatus) {
+	t.Helper()
+	waitFor(t, func() bool {
+		var recs []store.Release
+		_ = srv.Plane().Store().View(context.Background(), func(r store.Reader) error {
+			var err error
+			recs, err = r.ListReleases(context.Background(), store.ReleaseFilter{Service: "api"})
+			return err
+		})
+		return len(recs) == 1 && recs[0].Status == want
+	})
+}
+
 func stateOf(t *testing.T, srv *Server, id string) store.BuildState {
 	var st store.BuildState
 	_ = srv.Plane().Store().View(context.Background(), func(r store.Reader) error {
@@ -75,13 +106,7 @@ func TestReleaseRollsBackAFaultyCanary(t *testing.T) {
 	stop := make(chan struct{})
 	wg := hammer(url, 500, 40000, time.Millisecond, stop, func(int, string, error) {})
 	defer func() { close(stop); wg.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for stateOf(t, srv, "2") != store.StateDeployed {
-		if time.Now().After(deadline) {
-			t.Fatalf("faulty canary not rolled back within 30 s; events: %+v", events(t, srv))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitBuildState(t, srv, "2", store.StateDeployed, 30*time.Second) // the faulty canary is rolled back
 	var rb *event.Event
 	for _, ev := range events(t, srv) {
 		if ev.Type == event.RolledBack {
@@ -101,17 +126,7 @@ func TestReleasePromotesAHealthyCanary(t *testing.T) {
 	stop := make(chan struct{})
 	wg := hammer(url, 500, 200000, time.Millisecond, stop, func(int, string, error) {})
 	defer func() { close(stop); wg.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for stateOf(t, srv, "2") != store.StateStable {
-		if time.Now().After(deadline) {
-			var lines []string
-			for _, ev := range events(t, srv) {
-				lines = append(lines, fmt.Sprintf("%s %s %s", ev.Type, ev.Actor, ev.Reason))
-			}
-			t.Fatalf("healthy canary not promoted within 60 s; events:\n%s", strings.Join(lines, "\n"))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitBuildState(t, srv, "2", store.StateStable, 60*time.Second) // promoted
 	var traffic []string
 	for _, ev := range events(t, srv) {
 		if ev.Type == event.TrafficChanged {
@@ -122,13 +137,5 @@ func TestReleasePromotesAHealthyCanary(t *testing.T) {
 		t.Fatalf("traffic steps %v, want 50%%,100%%", traffic)
 	}
 	// The record is closed just after the promotion it reports.
-	var recs []store.Release
-	waitFor(t, func() bool {
-		_ = srv.Plane().Store().View(context.Background(), func(r store.Reader) error {
-			var err error
-			recs, err = r.ListReleases(context.Background(), store.ReleaseFilter{Service: "api"})
-			return err
-		})
-		return len(recs) == 1 && recs[0].Status == store.ReleasePromoted
-	})
+	waitRecord(t, srv, store.ReleasePromoted)
 }

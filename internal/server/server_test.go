@@ -18,6 +18,7 @@ import (
 	"github.com/canaryd/canaryd/internal/config"
 	"github.com/canaryd/canaryd/internal/control"
 	"github.com/canaryd/canaryd/internal/route"
+	"github.com/canaryd/canaryd/internal/store"
 	"github.com/canaryd/canaryd/internal/store/sqlite"
 )
 
@@ -34,17 +35,23 @@ func backend(t testing.TB, name string) *httptest.Server {
 func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
 // start runs a gateway from YAML (with %s placeholders filled by args) on
-// free ports and returns its data plane URL.
+// free ports over a fresh SQLite store and returns its data plane URL.
 func start(t testing.TB, yaml string, args ...any) (*Server, string) {
 	t.Helper()
-	src := fmt.Sprintf(yaml, args...)
-	cfg, err := config.Parse([]byte(src), "test.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, src)
-	}
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return startOn(t, st, fmt.Sprintf(yaml, args...))
+}
+
+// startOn runs a gateway from src over st, which it closes at the end of
+// the test (a replica of several when st is a shared PostgreSQL).
+func startOn(t testing.TB, st store.Store, src string) (*Server, string) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(src), "test.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, src)
 	}
 	srv, err := New(context.Background(), cfg, Options{Plane: control.New(st, control.Options{})})
 	if err != nil {
