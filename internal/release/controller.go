@@ -670,9 +670,7 @@ func (c *Controller) observe(ctx context.Context, service string, svc store.Serv
 	if cb != nil || len(pd.users) > 0 {
 		users, harmed := hll.New(), hll.New()
 		if cb != nil {
-			u, h := cb.DistinctUsers()
-			users.Merge(u)
-			harmed.Merge(h)
+			users, harmed = cb.DistinctUsers() // copies: the peers' merge into them
 		}
 		for i := range pd.users {
 			users.Merge(pd.users[i])

@@ -40,9 +40,9 @@ type peerData struct {
 // de-duplicates them against this replica's own).
 func (c *Controller) readPeers(ctx context.Context, rel *running, stable string, now time.Time) (peerData, error) {
 	service := rel.rec.Service
-	own := binKey(c.o.Judged.LastTick())
-	if c.o.Judged.LastTick().IsZero() {
-		own = binKey(now) - 1
+	own := binKey(now) - 1 // nothing sealed yet: the last whole second
+	if tick := c.o.Judged.LastTick(); !tick.IsZero() {
+		own = binKey(tick)
 	}
 	pd := peerData{Through: own, bins: map[int64][]store.AnalysisBin{}}
 	var marks []store.AnalysisMark
