@@ -42,6 +42,7 @@ type published struct {
 	own            *judge.Tracker       // the tracker this publisher installed, if any
 	thresholdsRev  int64                // record revision own's thresholds come from
 	users, harmed  float64              // the canary's estimates last published
+	sketchesSent   time.Time            // when the canary's sketches were last published
 }
 
 const (
@@ -50,6 +51,9 @@ const (
 	maxPendingBatches = 600
 	// analysisRetention is how long published bins and marks are kept.
 	analysisRetention = 10 * time.Minute
+	// sketchEvery spaces the publication of the canary's user sketches
+	// (32 KiB): the users exposed and harmed in the record may lag by it.
+	sketchEvery = 10 * time.Second
 )
 
 // Run publishes every second, half a second after each whole second (the
@@ -157,11 +161,12 @@ func (p *Publisher) Publish(ctx context.Context) error {
 		m := store.AnalysisMark{Replica: p.Replica, Service: svc, Through: binKey(tick), At: now}
 		if bm := p.Judged.Lookup(svc, st.canary); bm != nil {
 			if bs := bm.Window(tick.Add(-2 * time.Second)); len(bs) > 0 {
-				if u, h := bs[len(bs)-1].Users, bs[len(bs)-1].Harmed; u != st.users || h != st.harmed {
+				u, h := bs[len(bs)-1].Users, bs[len(bs)-1].Harmed
+				if (u != st.users || h != st.harmed) && now.Sub(st.sketchesSent) >= sketchEvery {
 					us, hs := bm.DistinctUsers()
 					m.Users, _ = us.MarshalBinary()
 					m.Harmed, _ = hs.MarshalBinary()
-					st.users, st.harmed = u, h
+					st.users, st.harmed, st.sketchesSent = u, h, now
 				}
 			}
 		}
@@ -186,7 +191,7 @@ func (p *Publisher) Publish(ctx context.Context) error {
 	})
 	if err != nil {
 		for _, st := range p.services {
-			st.users, st.harmed = -1, -1 // send the sketches again
+			st.users, st.harmed, st.sketchesSent = -1, -1, time.Time{} // send the sketches again
 		}
 		return err
 	}
