@@ -40,3 +40,18 @@ func TestComparisonCarriesSequentialEvidence(t *testing.T) {
 		t.Errorf("threshold metric = %+v", m)
 	}
 }
+
+// A release's load test reaches the API with what it sent and how it ended.
+func TestReleaseCarriesLoadTest(t *testing.T) {
+	st := release.Status{Release: store.Release{ID: "r", Service: "api", Build: "2"},
+		LoadTest: &release.LoadStatus{Step: 1, Traffic: 10, Target: "http://127.0.0.1:8080/ping", Rate: 20, Sent: 600, Dropped: 2,
+			Classes: map[string]uint64{"2xx": 598}, Builds: map[string]uint64{"1": 540, "2": 58}, Done: true, Why: "stopped"}}
+	got := releaseOf(st, time.Now()).LoadTest
+	if got == nil || got.Sent != 600 || got.Dropped != 2 || got.Traffic != 10 || got.Classes["2xx"] != 598 || got.Builds["2"] != 58 ||
+		!got.Done || got.Why != "stopped" || got.Target != "http://127.0.0.1:8080/ping" {
+		t.Fatalf("load test = %+v", got)
+	}
+	if releaseOf(release.Status{Release: st.Release}, time.Now()).LoadTest != nil {
+		t.Fatal("a release without a load test shows one")
+	}
+}

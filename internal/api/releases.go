@@ -180,6 +180,10 @@ func releaseOf(st release.Status, now time.Time) wire.Release {
 		out.Checks = append(out.Checks, wire.MetricResult{Name: m.Name, Outcome: string(m.Outcome), Condition: m.Condition,
 			Canary: m.Canary, Stable: m.Stable, Limit: m.Limit, Message: m.Message, At: m.At})
 	}
+	if lt := st.LoadTest; lt != nil {
+		out.LoadTest = &wire.LoadTest{Traffic: lt.Traffic, Target: lt.Target, Rate: lt.Rate, Started: lt.Started, Sent: lt.Sent,
+			Dropped: lt.Dropped, Classes: lt.Classes, Builds: lt.Builds, Done: lt.Done, Why: lt.Why, Error: lt.Error}
+	}
 	return out
 }
 

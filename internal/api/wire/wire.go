@@ -221,6 +221,28 @@ type Release struct {
 	Approvals []Approval     `json:"approvals,omitempty"`
 	Gates     []GateResult   `json:"gates,omitempty"`
 	Checks    []MetricResult `json:"checks,omitempty"`
+	// LoadTest is the load-test gate's run of the current (or last) step,
+	// when the service has one.
+	LoadTest *LoadTest `json:"load_test,omitempty"`
+}
+
+// LoadTest is what a release's load test sent during one step.
+type LoadTest struct {
+	Traffic float64   `json:"traffic"` // the step's canary percentage
+	Target  string    `json:"target"`
+	Rate    float64   `json:"rate"` // requests per second asked for
+	Started time.Time `json:"started"`
+	Sent    uint64    `json:"sent"`
+	// Dropped were not sent because the concurrency cap was reached.
+	Dropped uint64 `json:"dropped"`
+	// Classes counts the finished requests by status class (2xx, 5xx,
+	// error…); Builds by the build that answered, when the service
+	// exposes it.
+	Classes map[string]uint64 `json:"classes,omitempty"`
+	Builds  map[string]uint64 `json:"builds,omitempty"`
+	Done    bool              `json:"done,omitempty"`
+	Why     string            `json:"why,omitempty"`   // why the run ended
+	Error   string            `json:"error,omitempty"` // why it could not start
 }
 
 // Approval is a person's approval of a manual gate.
