@@ -1,10 +1,12 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -238,4 +240,50 @@ func comparisonOf(st release.Status, now time.Time) wire.Comparison {
 		out.Metrics = append(out.Metrics, m)
 	}
 	return out
+}
+
+// controller says who holds the release controller's lease and how far
+// each replica has published the active releases' traffic.
+func (a *api) controller(c *call) (any, error) {
+	ctx := c.r.Context()
+	now := a.now()
+	out := wire.Controller{Replicas: []wire.ReplicaPublication{}}
+	err := a.store.View(ctx, func(r store.Reader) error {
+		l, err := r.GetLease(ctx, release.LeaseName)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			if l.HeldBy(l.Holder, now) {
+				out.Holder = l.Holder
+			}
+			out.Epoch, out.AcquiredAt, out.ExpiresAt = l.Epoch, &l.AcquiredAt, &l.ExpiresAt
+		}
+		recs, err := r.ListReleases(ctx, store.ReleaseFilter{ActiveOnly: true})
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, rec := range recs {
+			if seen[rec.Service] {
+				continue
+			}
+			seen[rec.Service] = true
+			marks, err := r.ListAnalysisMarks(ctx, rec.Service)
+			if err != nil {
+				return err
+			}
+			for _, m := range marks {
+				out.Replicas = append(out.Replicas, wire.ReplicaPublication{Replica: m.Replica, Service: m.Service,
+					Through: time.Unix(m.Through, 0).UTC(), At: m.At, Live: !m.At.Before(now.Add(-release.PeerTimeout)),
+					Leader: m.Replica == out.Holder})
+			}
+		}
+		return nil
+	})
+	slices.SortFunc(out.Replicas, func(x, y wire.ReplicaPublication) int {
+		return cmp.Or(strings.Compare(x.Service, y.Service), strings.Compare(x.Replica, y.Replica))
+	})
+	return out, err
 }

@@ -160,3 +160,47 @@ func TestReleaseRoutes(t *testing.T) {
 		t.Errorf("limit=0: %d", st)
 	}
 }
+
+// GET /controller names the lease holder and each replica's publication
+// for the active release: live when recent, the leader marked.
+func TestController(t *testing.T) {
+	srv := apitest.New(t, apitest.Options{})
+	ctx := context.Background()
+	st, _, b := do(t, srv, "GET", "/api/v1/controller", apitest.ViewerToken, "")
+	var got wire.Controller
+	if err := json.Unmarshal(b, &got); st != 200 || err != nil || got.Holder != "" || len(got.Replicas) != 0 {
+		t.Fatalf("before any lease: %d %s", st, b)
+	}
+	putRecord(t, srv, "42", heldState)
+	now := time.Now()
+	err := srv.Plane.Store().Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.AcquireLease(ctx, release.LeaseName, "host-a/1/00aa", 10*time.Second, now); err != nil {
+			return err
+		}
+		return tx.PublishAnalysis(ctx, nil, []store.AnalysisMark{
+			{Replica: "host-a/1/00aa", Service: "api", Through: now.Unix() - 1, At: now},
+			{Replica: "host-b/2/00bb", Service: "api", Through: now.Unix() - 60, At: now.Add(-time.Minute)},
+		}, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, b = do(t, srv, "GET", "/api/v1/controller", apitest.ViewerToken, "")
+	got = wire.Controller{}
+	if err := json.Unmarshal(b, &got); st != 200 || err != nil {
+		t.Fatalf("controller: %d %s", st, b)
+	}
+	if got.Holder != "host-a/1/00aa" || got.Epoch != 1 || got.ExpiresAt == nil || len(got.Replicas) != 2 {
+		t.Fatalf("controller %+v", got)
+	}
+	a, bb := got.Replicas[0], got.Replicas[1]
+	if a.Replica != "host-a/1/00aa" || !a.Live || !a.Leader || a.Service != "api" || a.Through.Unix() != now.Unix()-1 {
+		t.Errorf("leader's publication %+v", a)
+	}
+	if bb.Replica != "host-b/2/00bb" || bb.Live || bb.Leader {
+		t.Errorf("gone replica's publication %+v", bb)
+	}
+	if st, _, _ := do(t, srv, "GET", "/api/v1/controller", "", ""); st != 401 {
+		t.Errorf("without a token: %d, want 401", st)
+	}
+}

@@ -31,6 +31,14 @@ func (c *Client) Compare(ctx context.Context, service string) (wire.Comparison, 
 	return out, err
 }
 
+// Controller says which replica holds the release controller's lease and
+// how far each replica has published the active releases' traffic.
+func (c *Client) Controller(ctx context.Context) (wire.Controller, error) {
+	var out wire.Controller
+	err := c.do(ctx, "GET", "/api/v1/controller", nil, nil, &out)
+	return out, err
+}
+
 // Abort rolls the canary back and closes its release as aborted. The
 // reason is required.
 func (c *Client) Abort(ctx context.Context, service, reason string, opts ...Option) (wire.Result, error) {

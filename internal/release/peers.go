@@ -12,9 +12,9 @@ import (
 )
 
 const (
-	// peerTimeout: a replica whose mark is older is gone; the leader stops
+	// PeerTimeout: a replica whose mark is older is gone; the leader stops
 	// waiting for it.
-	peerTimeout = 5 * time.Second
+	PeerTimeout = 5 * time.Second
 	// maxPeerLag is how many seconds the leader waits for a live but slow
 	// replica before it judges a second without that replica's bins (they
 	// are then lost to the judge, which only sees fewer samples).
@@ -55,7 +55,7 @@ func (c *Controller) readPeers(ctx context.Context, rel *running, stable string,
 		}
 		waitFor := int64(-1)
 		for _, m := range marks {
-			if m.Replica == c.o.Holder || m.At.Before(now.Add(-peerTimeout)) {
+			if m.Replica == c.o.Holder || m.At.Before(now.Add(-PeerTimeout)) {
 				continue
 			}
 			if waitFor < 0 || m.Through < waitFor {

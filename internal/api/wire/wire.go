@@ -324,3 +324,32 @@ type Metric struct {
 	Result    string  `json:"result" openapi:"enum=pass|fail|inconclusive"`
 	Message   string  `json:"message"`
 }
+
+// Controller answers GET /api/v1/controller: which replica holds the
+// release controller's lease, and the replicas that publish their judged
+// traffic for the active releases (docs/operations.md, "Several replicas").
+type Controller struct {
+	// Holder is the replica running releases ("" when none holds the
+	// lease now); Epoch grows each time the lease changes hands.
+	Holder     string     `json:"holder"`
+	Epoch      int64      `json:"epoch"`
+	AcquiredAt *time.Time `json:"acquired_at,omitempty"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	// Replicas are the publications of each replica for each service
+	// with an active release, by service then replica.
+	Replicas []ReplicaPublication `json:"replicas"`
+}
+
+// ReplicaPublication is how far one replica has published one service's
+// judged traffic.
+type ReplicaPublication struct {
+	Replica string `json:"replica"`
+	Service string `json:"service"`
+	// Through is the last second it published; At when it wrote that.
+	Through time.Time `json:"through"`
+	At      time.Time `json:"at"`
+	// Live is false once it has not published for the leader's patience
+	// (5 s): the leader no longer waits for it.
+	Live   bool `json:"live"`
+	Leader bool `json:"leader"`
+}

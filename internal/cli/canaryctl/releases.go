@@ -203,3 +203,52 @@ func (a *app) compareCmd() *cobra.Command {
 		},
 	}
 }
+
+func (a *app) controllerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "controller",
+		Short: "Show which replica runs releases, and how far each replica has published its judged traffic",
+		Example: `  canaryctl controller
+  canaryctl controller -o json`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := a.ctx(cmd)
+			defer cancel()
+			c, err := a.client().Controller(ctx)
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return printJSON(a.stdout, c)
+			}
+			return printController(a.stdout, c, time.Now())
+		},
+	}
+}
+
+// printController is the lease holder, then a table of publications.
+func printController(w io.Writer, c wire.Controller, now time.Time) error {
+	switch {
+	case c.Holder != "":
+		fmt.Fprintf(w, "controller: %s (epoch %d, lease until %s)\n", c.Holder, c.Epoch, c.ExpiresAt.UTC().Format(time.TimeOnly))
+	default:
+		fmt.Fprintln(w, "controller: none (no replica holds the lease now)")
+	}
+	if len(c.Replicas) == 0 {
+		fmt.Fprintln(w, "no active release: replicas publish nothing")
+		return nil
+	}
+	rows := [][]string{{"SERVICE", "REPLICA", "STATE", "PUBLISHED THROUGH (UTC)", "BEHIND"}}
+	for _, r := range c.Replicas {
+		state := "live"
+		if !r.Live {
+			state = "gone"
+		}
+		if r.Leader {
+			state += ", leader"
+		}
+		rows = append(rows, []string{r.Service, r.Replica, state, r.Through.UTC().Format(time.TimeOnly),
+			now.Sub(r.Through).Truncate(time.Second).String()})
+	}
+	return table(w, rows)
+}

@@ -97,3 +97,37 @@ func TestReleaseCommands(t *testing.T) {
 		t.Fatalf("compare -o json after the release: %d %v\n%s", code, err, out)
 	}
 }
+
+// canaryctl controller names the lease holder and each replica's
+// publication; with no lease it says so.
+func TestControllerCommand(t *testing.T) {
+	srv := apitest.New(t, apitest.Options{})
+	if code, out, _ := run(t, srv, nil, "controller"); code != 0 || !strings.Contains(out, "controller: none") || !strings.Contains(out, "no active release") {
+		t.Fatalf("controller with no lease: exit %d\n%s", code, out)
+	}
+	putRecord(t, srv, "42")
+	ctx := context.Background()
+	now := time.Now()
+	err := srv.Plane.Store().Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.AcquireLease(ctx, "release-controller", "host-a/1/00aa", 10*time.Second, now); err != nil {
+			return err
+		}
+		return tx.PublishAnalysis(ctx, nil, []store.AnalysisMark{
+			{Replica: "host-a/1/00aa", Service: "api", Through: now.Unix() - 1, At: now},
+			{Replica: "host-b/2/00bb", Service: "api", Through: now.Unix() - 60, At: now.Add(-time.Minute)},
+		}, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, srv, nil, "controller")
+	if code != 0 || !strings.Contains(out, "controller: host-a/1/00aa (epoch 1") ||
+		!strings.Contains(out, "host-a/1/00aa  live, leader") || !strings.Contains(out, "host-b/2/00bb  gone") {
+		t.Fatalf("controller: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, srv, nil, "controller", "-o", "json")
+	var c wire.Controller
+	if err := json.Unmarshal([]byte(out), &c); code != 0 || err != nil || c.Holder != "host-a/1/00aa" || len(c.Replicas) != 2 {
+		t.Fatalf("controller -o json: %d %v\n%s", code, err, out)
+	}
+}

@@ -107,6 +107,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 conflict or illegal in the 
 		a.cohortCmd(),
 		a.releasesCmd(),
 		a.compareCmd(),
+		a.controllerCmd(),
 		a.abortCmd(),
 		a.approveCmd(),
 		a.alertsCmd(),
