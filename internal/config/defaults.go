@@ -97,7 +97,7 @@ func (s *Service) applyDefaults() {
 		}
 	}
 	if lt := r.LoadTest; lt != nil {
-		setInt(&lt.Users, 100)
+		setInt(&lt.Users, loadTestUsers(r.Steps))
 		if lt.UserHeader == "" {
 			lt.UserHeader = DefaultUserHeader
 			for _, src := range s.User.Sources {
@@ -132,6 +132,18 @@ func setDur(d *Duration, def time.Duration) {
 	if *d == 0 {
 		*d = Duration(def)
 	}
+}
+
+// loadTestUsers is the default number of synthetic users of a load test:
+// enough that the first step's share holds about 50 of them (sticky
+// routing judges users, and a handful on the canary could never bound its
+// error rate), and at least 100. Steps 5, 10, … give 1 000.
+func loadTestUsers(steps []Percent) int {
+	n := 100
+	if len(steps) > 0 && steps[0] > 0 {
+		n = max(n, int(math.Ceil(50*100/float64(steps[0]))))
+	}
+	return min(n, 100_000)
 }
 
 func setInt(n *int, def int) {

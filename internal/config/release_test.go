@@ -88,3 +88,16 @@ func TestLoadTestOffByDefault(t *testing.T) {
 		t.Errorf("load_test %+v in a config without one", c.Services[0].Release.LoadTest)
 	}
 }
+
+// A load test without users gets enough that its first step holds about
+// 50 of them, never fewer than 100.
+func TestLoadTestDefaultUsers(t *testing.T) {
+	for _, tc := range []struct {
+		steps []Percent
+		want  int
+	}{{[]Percent{5, 10, 100}, 1000}, {[]Percent{1, 100}, 5000}, {[]Percent{20, 100}, 250}, {[]Percent{50, 100}, 100}, {[]Percent{0.001, 100}, 100_000}} {
+		if got := loadTestUsers(tc.steps); got != tc.want {
+			t.Errorf("steps %v: %d users, want %d", tc.steps, got, tc.want)
+		}
+	}
+}
