@@ -270,8 +270,13 @@ func (g *Generator) run(parent context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	why := "max requests"
+	end := start.Add(g.cfg.Duration)
 	for i := 0; i < g.cfg.MaxRequests; i++ {
 		due := start.Add(time.Duration(float64(i) / g.cfg.Rate * float64(time.Second)))
+		if !due.Before(end) { // due when the run ends: not part of it
+			why = errDuration.Error()
+			break
+		}
 		if wait := time.Until(due); wait > 0 {
 			timer.Reset(wait)
 			select {

@@ -53,7 +53,8 @@ func newServer(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *se
 
 // The schedule keeps its rate: 200 req/s for a bounded 1.5 s run sends
 // 300 ± 3 % requests, spread evenly (each half of the run gets its share
-// within 10 %), and the run ends by its duration.
+// within 10 %), all answered but the few still in flight at the end, and
+// the run ends by its duration.
 func TestRateAccuracy(t *testing.T) {
 	s := newServer(t, nil)
 	res, err := Run(context.Background(), Config{URL: s.URL + "/x", Rate: 200, Concurrency: 20, MaxRequests: 10000, Duration: 1500 * time.Millisecond})
@@ -66,7 +67,9 @@ func TestRateAccuracy(t *testing.T) {
 	if res.Sent < 291 || res.Sent > 309 || res.Dropped != 0 || res.Due != res.Sent {
 		t.Fatalf("sent %d dropped %d due %d; want 300 ± 3 %%, none dropped", res.Sent, res.Dropped, res.Due)
 	}
-	if res.Total.Classes["2xx"] != res.Sent || res.Total.Requests != res.Sent {
+	// Requests still in flight when the run's time is up are cancelled:
+	// on a loaded machine the last few may be.
+	if c := res.Total.Classes; c["2xx"]+c[ClassCancelled] != res.Sent || c[ClassCancelled] > 5 || res.Total.Requests != res.Sent {
 		t.Fatalf("counts %+v for %d sent", res.Total, res.Sent)
 	}
 	if res.Elapsed < 1400*time.Millisecond || res.Elapsed > 2500*time.Millisecond {
