@@ -26,14 +26,13 @@ import (
 // The zero value is ready to use. Not safe for concurrent use. Fields are
 // exported for JSON state only.
 type Gauge struct {
-	N     int     `json:"n"`      // differences seen
-	Mean  float64 `json:"mean"`   // their running mean
-	M2    float64 `json:"m2"`     // running sum of squared deviations (Welford)
-	Used  int     `json:"used"`   // differences in the e-process (after the first 10)
-	Sum   float64 `json:"sum"`    // Σ d_i over used differences
-	Sum2  float64 `json:"sum2"`   // Σ d_i² over used differences
-	Prior float64 `json:"prior"`  // mixture precision ρ, in units of d², fixed at the 10th difference
-	Last  float64 `json:"last_d"` // last difference, for reports
+	N     int     `json:"n"`     // differences seen
+	Mean  float64 `json:"mean"`  // their running mean
+	M2    float64 `json:"m2"`    // running sum of squared deviations (Welford)
+	Used  int     `json:"used"`  // differences in the e-process (after the first 10)
+	Sum   float64 `json:"sum"`   // Σ d_i over used differences
+	Sum2  float64 `json:"sum2"`  // Σ d_i² over used differences
+	Prior float64 `json:"prior"` // mixture precision ρ, in units of d², fixed at the 10th difference
 }
 
 // gaugeWarm is the number of differences used only to set the scale.
@@ -62,7 +61,6 @@ func (g *Gauge) Observe(d float64) {
 	if g.N == gaugeWarm {
 		g.Prior = g.M2 / float64(g.N-1) * gaugePrecision // 0 if the warm-up never moved: then no evidence
 	}
-	g.Last = d
 }
 
 // excess returns Σ(d_i − tol) and Σ(d_i − tol)² over the used differences.
