@@ -133,7 +133,9 @@ func TestLoadTestDrivesRelease(t *testing.T) {
 	if !sawStatus {
 		t.Error("the release status never showed the load test's counts")
 	}
-	// Stopped with the release: nothing arrives any more.
+	// Stopped with the release: once the requests cancelled by the stop
+	// have landed, nothing arrives any more.
+	time.Sleep(200 * time.Millisecond)
 	n := g.arrivals.Load()
 	time.Sleep(300 * time.Millisecond)
 	if m := g.arrivals.Load(); m != n {
@@ -192,6 +194,10 @@ func TestLoadTestFollowsPauseAndRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.tick(h)
+	// A request cancelled by the stop may still reach the gateway a moment
+	// later (its bytes were on the wire): let those land, then nothing more
+	// may come.
+	time.Sleep(200 * time.Millisecond)
 	n = g.arrivals.Load()
 	time.Sleep(300 * time.Millisecond)
 	if m := g.arrivals.Load(); m != n {
