@@ -172,6 +172,7 @@ func TestLoadTestFollowsPauseAndRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.tick(h)
+	time.Sleep(200 * time.Millisecond) // requests cancelled by the stop land
 	n := g.arrivals.Load()
 	for range 3 {
 		g.tick(h)
