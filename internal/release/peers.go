@@ -161,9 +161,15 @@ func decodeHLL(b []byte) *hll.Sketch {
 
 // merged is one second of both builds, this replica's and the others'.
 type merged struct {
-	end            time.Time
-	canary, stable []metrics.Sketch
-	c, s           judge.Sample
+	end  time.Time
+	c, s judge.Sample
+}
+
+// addBin adds one bin's counts and latencies to a build's sample.
+func addBin(to *judge.Sample, requests, errors uint64, lat metrics.Sketch) {
+	to.Requests += requests
+	to.Errors += errors
+	lat.AddTo(&to.Latency)
 }
 
 // mergeBins sums this replica's bins (canary and stable, sealed by the same
@@ -180,19 +186,13 @@ func mergeBins(cbins, sbins []metrics.Bin, pd peerData, canary string, after, th
 		return m
 	}
 	for i := range cbins {
-		if k := binKey(cbins[i].End); k > after && k <= through {
-			m := at(k, cbins[i].End)
-			m.c.Requests += cbins[i].Requests
-			m.c.Errors += cbins[i].Errors
-			m.canary = append(m.canary, cbins[i].Latency)
+		if b := &cbins[i]; binKey(b.End) > after && binKey(b.End) <= through {
+			addBin(&at(binKey(b.End), b.End).c, b.Requests, b.Errors, b.Latency)
 		}
 	}
 	for i := range sbins {
-		if k := binKey(sbins[i].End); k > after && k <= through {
-			m := at(k, sbins[i].End)
-			m.s.Requests += sbins[i].Requests
-			m.s.Errors += sbins[i].Errors
-			m.stable = append(m.stable, sbins[i].Latency)
+		if b := &sbins[i]; binKey(b.End) > after && binKey(b.End) <= through {
+			addBin(&at(binKey(b.End), b.End).s, b.Requests, b.Errors, b.Latency)
 		}
 	}
 	for k, bs := range pd.bins {
@@ -205,15 +205,11 @@ func mergeBins(cbins, sbins []metrics.Bin, pd peerData, canary string, after, th
 			if err != nil {
 				continue // a corrupt row: its counts without a latency would skew the judge
 			}
+			side := &m.s
 			if b.Build == canary {
-				m.c.Requests += b.Requests
-				m.c.Errors += b.Errors
-				m.canary = append(m.canary, lat)
-			} else {
-				m.s.Requests += b.Requests
-				m.s.Errors += b.Errors
-				m.stable = append(m.stable, lat)
+				side = &m.c
 			}
+			addBin(side, b.Requests, b.Errors, lat)
 		}
 	}
 	keys := make([]int64, 0, len(byKey))
@@ -223,14 +219,7 @@ func mergeBins(cbins, sbins []metrics.Bin, pd peerData, canary string, after, th
 	slices.Sort(keys)
 	out := make([]merged, len(keys))
 	for i, k := range keys {
-		m := byKey[k]
-		for _, s := range m.canary {
-			s.AddTo(&m.c.Latency)
-		}
-		for _, s := range m.stable {
-			s.AddTo(&m.s.Latency)
-		}
-		out[i] = *m
+		out[i] = *byKey[k]
 	}
 	return out
 }
